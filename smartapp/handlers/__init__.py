@@ -1,0 +1,1 @@
+"""One module per lifecycle; each exposes `handle(lifecycle, services, context) -> inner response data`."""

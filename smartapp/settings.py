@@ -1,0 +1,155 @@
+"""Configuration: read once from the environment (and a development `.env`), validated in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+def read_dotenv(path: str | Path) -> dict[str, str]:
+    """Parse a `.env` file of KEY=VALUE lines; a missing file is simply empty."""
+    values: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return values
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the service reads, named as in INTERFACE.md's environment table."""
+
+    redis_url: str | None = None
+    db_path: str = "smartapp.db"
+    app_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    public_key: str | None = field(default=None, repr=False)
+    key_server: str = "https://key.smartthings.com"
+    api_url: str = "https://api.smartthings.com"
+    token_url: str = "https://api.smartthings.com/oauth/token"
+    public_path: str = "/"
+    public_url: str | None = None
+    token_keys: str | None = field(default=None, repr=False)
+    oauth_provider: str | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: str | None = field(default=None, repr=False)
+    oauth_authorize_url: str | None = None
+    oauth_token_url: str | None = None
+    oauth_scope: str | None = None
+    oauth_redirect_uri: str = "https://api.smartthings.com/oauth/callback"
+    tuya_region: str = "us"
+    log_format: str = "json"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    # Environment variable name for each field (the contract in INTERFACE.md).
+    ENV_NAMES = {
+        "redis_url": "REDIS_URL",
+        "log_format": "LOG_FORMAT",
+    }
+
+    @classmethod
+    def env_name(cls, field_name: str) -> str:
+        return cls.ENV_NAMES.get(field_name, "SMARTAPP_" + field_name.upper())
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, dotenv: str | Path | None = ".env") -> "Settings":
+        """Real environment variables win over `.env`; empty values count as unset."""
+        merged: dict[str, str] = dict(read_dotenv(dotenv)) if dotenv else {}
+        merged.update(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for item in fields(cls):
+            raw = merged.get(cls.env_name(item.name))
+            if raw is None or raw.strip() == "":
+                continue
+            raw = raw.strip()
+            if item.name == "max_body_bytes":
+                try:
+                    values[item.name] = int(raw)
+                except ValueError:
+                    raise ConfigError([f"{cls.env_name(item.name)} must be a whole number of bytes"]) from None
+            else:
+                values[item.name] = raw
+        return cls(**values)
+
+    @property
+    def store_kind(self) -> str:
+        return "redis" if self.redis_url else "sqlite"
+
+    @property
+    def key_file_path(self) -> str:
+        """Where development keeps its generated token key: beside the SQLite file."""
+        return str(Path(self.db_path).with_suffix(".keys"))
+
+    def public_key_text(self) -> str | None:
+        """The pasted legacy key, read from a file when given as `@path`."""
+        if self.public_key and self.public_key.startswith("@"):
+            return Path(self.public_key[1:]).read_text(encoding="utf-8")
+        return self.public_key
+
+    def problems(self) -> list[str]:
+        """Everything wrong with this configuration, each naming the variable and the fix."""
+        found: list[str] = []
+        for name in ("key_server", "api_url", "token_url", "oauth_redirect_uri", "public_url",
+                     "oauth_authorize_url", "oauth_token_url"):
+            value = getattr(self, name)
+            if value is not None and not _is_http_url(value):
+                found.append(f"{self.env_name(name)} must be an http(s) URL with a host")
+        if not self.public_path.startswith("/") or "?" in self.public_path:
+            found.append("SMARTAPP_PUBLIC_PATH must be a path starting with '/' and without a query")
+        if self.max_body_bytes <= 0:
+            found.append("SMARTAPP_MAX_BODY_BYTES must be positive")
+        if self.log_format not in ("json", "text"):
+            found.append("LOG_FORMAT must be 'json' or 'text'")
+        if self.redis_url:
+            if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+                found.append("REDIS_URL must start with redis://, rediss:// or unix://")
+            if not self.token_keys:
+                found.append("SMARTAPP_TOKEN_KEYS is required with REDIS_URL: set it to one or more "
+                             "comma-separated Fernet keys (python -c 'from cryptography.fernet import "
+                             "Fernet; print(Fernet.generate_key().decode())')")
+        if self.token_keys:
+            from smartapp.store.cipher import TokenCipher
+
+            try:
+                TokenCipher.from_env_value(self.token_keys)
+            except ValueError:
+                found.append("SMARTAPP_TOKEN_KEYS must be comma-separated url-safe base64 32-byte Fernet keys")
+        if self.public_key:
+            from smartapp.keys import load_public_key
+
+            try:
+                load_public_key(self.public_key_text() or "")
+            except (OSError, ValueError) as error:
+                found.append(f"SMARTAPP_PUBLIC_KEY cannot be used: {error}")
+        if self.oauth_provider and self.oauth_provider not in ("generic", "github", "lifx", "tuya"):
+            found.append("SMARTAPP_OAUTH_PROVIDER must be one of generic, github, lifx, tuya")
+        return found
+
+
+class ConfigError(Exception):
+    """The configuration cannot run; `problems` says what to fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)

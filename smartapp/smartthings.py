@@ -1,0 +1,78 @@
+"""The SmartThings REST calls this service makes: subscriptions and registration confirmation."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import requests
+
+from smartapp.deadline import Deadline
+from smartapp.errors import UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class SmartThingsClient:
+    """A thin client over one requests.Session; every call has a timeout bounded by the request's deadline."""
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        session: requests.Session | None = None,
+        connect_timeout: float = 1.0,
+        read_timeout: float = 3.0,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        api = urlsplit(self.api_url)
+        self._api_origin = (api.scheme, api.hostname, api.port)
+        self.session = session or requests.Session()
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+
+    def _call(self, method: str, path: str, *, token: str, deadline: Deadline, json: dict | None = None,
+              accept: tuple[int, ...] = ()) -> requests.Response:
+        timeout = deadline.timeout(cap=self.read_timeout)
+        try:
+            response = self.session.request(
+                method,
+                self.api_url + path,
+                json=json,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                timeout=(min(self.connect_timeout, timeout), timeout),
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            # Only the exception class: its text can carry the URL and headers.
+            raise UpstreamUnavailable("smartthings_unreachable", type(error).__name__) from None
+        if response.status_code >= 300 and response.status_code not in accept:
+            raise UpstreamUnavailable("smartthings_error", f"{method} {path.split('/')[-1]} -> {response.status_code}")
+        return response
+
+    def create_subscription(self, installed_app_id: str, token: str, body: dict, *, deadline: Deadline) -> None:
+        # 409 means a subscription of that name exists already: a retried INSTALL is not an error.
+        self._call("POST", f"/installedapps/{installed_app_id}/subscriptions", token=token,
+                   deadline=deadline, json=body, accept=(409,))
+
+    def delete_subscriptions(self, installed_app_id: str, token: str, *, deadline: Deadline) -> None:
+        self._call("DELETE", f"/installedapps/{installed_app_id}/subscriptions", token=token, deadline=deadline)
+
+    def confirmation_url_allowed(self, url: str) -> bool:
+        """Only an https (or configured-scheme) URL on the configured API host may be fetched (no SSRF)."""
+        try:
+            parts = urlsplit(url)
+            origin = (parts.scheme, parts.hostname, parts.port)
+        except ValueError:
+            return False
+        return origin == self._api_origin and not parts.username and not parts.password
+
+    def confirm_registration(self, url: str, *, deadline: Deadline) -> int:
+        """GET the confirmationUrl once, redirects not followed; returns the status code."""
+        timeout = deadline.timeout(cap=2.0)
+        try:
+            response = self.session.get(url, timeout=(min(self.connect_timeout, timeout), timeout),
+                                        allow_redirects=False)
+        except requests.RequestException as error:
+            raise UpstreamUnavailable("confirmation_unreachable", type(error).__name__) from None
+        return response.status_code

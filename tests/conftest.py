@@ -1,0 +1,111 @@
+"""Shared fixtures: a private redis-server, a test signing key, a scrubbed environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.redis_server import RedisServer
+from tests.signing import Signer, TestKey
+
+SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def load_fixture(name: str) -> dict:
+    """A lifecycle body by file name, from tests/fixtures (copied from shared/fixtures)."""
+    return json.loads((LOCAL_FIXTURES / name).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _scrub_environment(monkeypatch):
+    """Tests never see the developer's SMARTAPP_*/REDIS_URL settings."""
+    for name in list(os.environ):
+        if name.startswith("SMARTAPP_") or name in {"REDIS_URL", "LOG_FORMAT", "PORT"}:
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """A URL to the suite's redis-server, emptied before each test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def test_key() -> TestKey:
+    return TestKey.generate()
+
+
+@pytest.fixture
+def signer(test_key) -> Signer:
+    return Signer(test_key)
+
+
+@pytest.fixture
+def cloud(test_key):
+    """Loopback key server (publishing the test key) and SmartThings API."""
+    from types import SimpleNamespace
+
+    from tests.fakes.keyserver import KeyServer
+    from tests.fakes.smartthings_api import SmartThingsApi
+
+    keys = KeyServer().start()
+    keys.publish(test_key.key_id, test_key.certificate_pem)
+    api = SmartThingsApi().start()
+    yield SimpleNamespace(keys=keys, api=api)
+    keys.stop()
+    api.stop()
+
+
+APP_ID = "5c03e518-118a-44cb-85ad-7877d0b302e4"
+TOKEN_KEY = "hZbiYh5ZOAk1Q4Y5lImkJiyLh1SRHWgQgjaYMtIaCyg="
+
+
+def service_environment(cloud, tmp_path, *, store: str, redis_url: str | None = None) -> dict[str, str]:
+    """The environment a deployment would set, pointed at the loopback fakes."""
+    env = {
+        "SMARTAPP_APP_ID": APP_ID,
+        "SMARTAPP_KEY_SERVER": cloud.keys.url,
+        "SMARTAPP_API_URL": cloud.api.url,
+        "SMARTAPP_TOKEN_URL": cloud.api.url + "/oauth/token",
+        "SMARTAPP_DB_PATH": str(tmp_path / "smartapp.db"),
+        "SMARTAPP_PUBLIC_URL": "https://smartapp.example.test/",
+    }
+    if store == "redis":
+        env["REDIS_URL"] = redis_url
+        env["SMARTAPP_TOKEN_KEYS"] = TOKEN_KEY
+    return env
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def store_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_app(cloud, tmp_path, request):
+    """Build the Flask app on the chosen store; keyword overrides are environment variable names."""
+    from smartapp import create_app
+
+    def factory(store: str = "sqlite", **overrides):
+        redis_url = request.getfixturevalue("redis_url") if store == "redis" else None
+        env = service_environment(cloud, tmp_path, store=store, redis_url=redis_url)
+        env.update(overrides)
+        return create_app(env)
+
+    return factory

@@ -1,0 +1,167 @@
+"""Every lifecycle through a real gunicorn process, with real Redis (and SQLite) and loopback clouds."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import service_environment, load_fixture
+from tests.fakes.redis_server import free_port
+from tests.signing import Signer
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+class Gunicorn:
+    """The service as the Procfile runs it: gunicorn with config/gunicorn.conf.py."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTAPP_") and k != "REDIS_URL"}
+        full_env.update(env, PORT=str(self.port), WEB_CONCURRENCY="2")
+        self.log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
+             "smartapp:create_app()"],
+            cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/healthz", timeout=0.5).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+            if self.process.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("gunicorn did not start: " + log_path.read_text()[-2000:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def service(cloud, tmp_path, store_kind, request):
+    redis_url = request.getfixturevalue("redis_url") if store_kind == "redis" else None
+    env = service_environment(cloud, tmp_path, store=store_kind, redis_url=redis_url)
+    server = Gunicorn(env, tmp_path / "gunicorn.log")
+    server.env = env
+    yield server
+    server.stop()
+
+
+def open_store_like(env: dict[str, str]):
+    """A second handle on the service's store, to look at what it wrote."""
+    from smartapp.app import build_cipher
+    from smartapp.settings import Settings
+    from smartapp.store import open_store
+
+    settings = Settings.from_env(env, dotenv=None)
+    return open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path, cipher=build_cipher(settings))
+
+
+def send(service, signer: Signer, body: dict):
+    raw = json.dumps(body).encode()
+    return requests.post(service.url + "/", data=raw, headers=signer.headers(raw), timeout=10)
+
+
+def test_every_lifecycle_end_to_end(service, signer, cloud):
+    ping = load_fixture("ping.json")
+    assert requests.post(service.url + "/", json=ping, timeout=5).json() == {"pingData": ping["pingData"]}
+
+    confirmation = {
+        "lifecycle": "CONFIRMATION", "appId": service.env["SMARTAPP_APP_ID"],
+        "confirmationData": {"appId": service.env["SMARTAPP_APP_ID"],
+                             "confirmationUrl": f"{cloud.api.url}/apps/x/confirm-registration?token=t"},
+    }
+    assert send(service, signer, confirmation).json() == {"targetUrl": "https://smartapp.example.test/"}
+    assert cloud.api.confirmed == ["x"]
+
+    assert "initialize" in send(service, signer, load_fixture("configuration_initialize.json")).json()["configurationData"]
+    assert "page" in send(service, signer, load_fixture("configuration_page.json")).json()["configurationData"]
+
+    install = copy.deepcopy(load_fixture("install.json"))
+    iaid = install["installData"]["installedApp"]["installedAppId"]
+    install["installData"]["installedApp"]["config"]["switches"] = [
+        {"valueType": "DEVICE", "deviceConfig": {"deviceId": "6f5ea629-4c05-4a90-a244-cc129b0a80c3", "componentId": "main"}}
+    ]
+    assert send(service, signer, install).json() == {"installData": {}}
+    assert list(cloud.api.subscriptions[iaid]) == ["switchHandler_0"]
+
+    update = copy.deepcopy(install)
+    update["lifecycle"] = "UPDATE"
+    update["updateData"] = update.pop("installData")
+    update["updateData"]["refreshToken"] = "refresh-after-update"
+    assert send(service, signer, update).json() == {"updateData": {}}
+
+    store = open_store_like(service.env)
+    try:
+        stored = store.get(iaid)
+        assert stored.refresh_token == "refresh-after-update"
+        assert stored.auth_token == install["installData"]["authToken"]
+
+        event = load_fixture("event_device.json")
+        event["eventData"]["installedApp"]["installedAppId"] = iaid
+        assert send(service, signer, event).json() == {"eventData": {}}
+        assert store.get(iaid).version == stored.version
+
+        assert send(service, signer, load_fixture("execute.json")).json() == {"executeData": {}}
+        assert send(service, signer, load_fixture("oauth_callback.json")).status_code == 400
+
+        uninstall = load_fixture("uninstall_nodesdk.json")
+        uninstall["uninstallData"]["installedApp"]["installedAppId"] = iaid
+        assert send(service, signer, uninstall).json() == {"uninstallData": {}}
+        assert store.get(iaid) is None
+    finally:
+        store.close()
+
+
+def test_bad_input_through_gunicorn(service, signer):
+    url = service.url + "/"
+    assert requests.post(url, json=load_fixture("install.json"), timeout=5).status_code == 401
+    assert requests.get(url, timeout=5).status_code == 405
+    assert requests.post(url, data=b"[" * 20000, headers={"Content-Type": "application/json"},
+                         timeout=5).status_code == 400
+    big = b'{"pad":"' + b"x" * (2 * 1024 * 1024) + b'"}'
+    assert requests.post(url, data=big, headers={"Content-Type": "application/json"}, timeout=5).status_code == 413
+    assert requests.post(url, data=b"{}", headers={"Content-Type": "text/plain"}, timeout=5).status_code == 415
+
+
+def test_frozen_redis_answers_503_inside_the_time_limit(cloud, tmp_path, signer):
+    from tests.fakes.redis_server import RedisServer
+
+    redis = RedisServer().start()
+    server = Gunicorn(service_environment(cloud, tmp_path, store="redis", redis_url=redis.url), tmp_path / "g.log")
+    try:
+        assert send(server, signer, load_fixture("execute.json")).status_code == 200
+        redis.pause()
+        started = time.monotonic()
+        response = send(server, signer, load_fixture("install.json"))
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert elapsed < 3.0
+        assert requests.get(server.url + "/readyz", timeout=5).status_code == 503
+        redis.resume()
+        assert send(server, signer, load_fixture("install.json")).status_code == 200
+    finally:
+        redis.resume()
+        server.stop()
+        redis.stop()
