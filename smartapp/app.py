@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Callable, Mapping
 
 from flask import Flask
 
-from smartapp import logs
+from smartapp import logs, webhook
 from smartapp.keys import KeyResolver, load_public_key
+from smartapp.errors import StoreUnavailable
 from smartapp.settings import ConfigError, Settings
 from smartapp.signature import Verifier
 from smartapp.smartthings import SmartThingsClient
@@ -22,12 +24,8 @@ log = logging.getLogger(__name__)
 
 def build_settings(config: Mapping[str, Any] | None) -> Settings:
     """Environment (and `.env`) first, then the caller's overrides, named as environment variables."""
-    if isinstance(config, Settings):
-        return config
-    import os
-
     environ = dict(os.environ)
-    environ.update({k: str(v) for k, v in (config or {}).items() if isinstance(v, (str, int))})
+    environ.update({name: str(value) for name, value in (config or {}).items()})
     return Settings.from_env(environ)
 
 
@@ -38,10 +36,9 @@ def build_cipher(settings: Settings) -> TokenCipher:
     return TokenCipher.from_env_value(load_or_create_key_file(settings.key_file_path))
 
 
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the service. `config` overrides environment variables by name; `CLOCK` injects time for tests."""
+def create_app(config: Mapping[str, Any] | None = None, *, clock: Callable[[], float] = time.time) -> Flask:
+    """Build the service. `config` overrides environment variables by name; `clock` is injectable for tests."""
     settings = build_settings(config)
-    clock: Callable[[], float] = (config or {}).get("CLOCK", time.time) if not isinstance(config, Settings) else time.time
     problems = settings.problems()
     if problems:
         raise ConfigError(problems)
@@ -49,6 +46,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     store = open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path,
                        cipher=build_cipher(settings), clock=clock)
+    try:
+        # Keys that cannot read this store must stop the start, not quietly make every token unreadable.
+        store.verify_keys()
+    except StoreUnavailable:
+        log.warning("store_unreachable_at_start", extra={"store": store.describe()})
     configured_key = load_public_key(settings.public_key_text()) if settings.public_key else None
     resolver = KeyResolver(key_server=settings.key_server, configured_key=configured_key, clock=clock)
     app = Flask(__name__)
@@ -62,8 +64,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["smartapp.verifier"] = Verifier(
         resolve_key=resolver.resolve, public_path=settings.public_path, clock=clock,
     )
-    from smartapp import webhook
-
     webhook.register(app, settings)
     log.info("smartapp_started", extra={"store": store.describe(), "publicPath": settings.public_path})
     return app

@@ -386,3 +386,39 @@ def test_public_path_is_what_gets_verified(make_app, signer):
     # A proxy that strips the prefix: the app sees "/", SmartThings signed "/smartapp".
     assert post_signed(client, signer, body, path="/", signed_path="/smartapp", now=time.time() + 1).status_code == 200
     assert post_signed(client, signer, body, path="/smartapp", signed_path="/", now=time.time() + 2).status_code == 401
+
+
+def test_legacy_pasted_key_verifies_smartthings_key_ids(make_app, test_key):
+    from smartapp.keys import load_public_key, openssh_md5_fingerprint
+    from tests.signing import Signer
+
+    key_id = "/SmartThings/" + openssh_md5_fingerprint(load_public_key(test_key.public_key_pem))
+    client = make_app("sqlite", SMARTAPP_PUBLIC_KEY=test_key.public_key_pem.decode()).test_client()
+    body = load_fixture("execute.json")
+    assert post_signed(client, Signer(test_key), body, key_id=key_id).status_code == 200
+    wrong = "/SmartThings/" + ":".join(["00"] * 16)
+    assert post_signed(client, Signer(test_key), body, key_id=wrong, now=time.time() + 1).status_code == 401
+
+
+def test_startup_refuses_keys_that_cannot_read_the_store(make_app, tmp_path):
+    from smartapp.store.cipher import CorruptRecord
+
+    make_app("sqlite")
+    (tmp_path / "smartapp.keys").unlink()  # a lost key file must not silently mint a new key
+    with pytest.raises(CorruptRecord):
+        make_app("sqlite")
+
+
+def test_redis_down_is_503_with_retry_after_and_nothing_written(make_app, signer, redis_server):
+    app = make_app("redis")
+    client = app.test_client()
+    redis_server.pause()
+    try:
+        started = time.monotonic()
+        response = post_signed(client, signer, load_fixture("install.json"))
+        assert time.monotonic() - started < 2.0
+    finally:
+        redis_server.resume()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert sorted(app.extensions["smartapp"].store.installed_app_ids()) == []

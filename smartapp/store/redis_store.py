@@ -1,0 +1,376 @@
+"""The production store on Redis: one hash per installation, atomic Lua merges, bounded timeouts."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from smartapp.errors import StoreUnavailable, VersionConflict
+from smartapp.store import (
+    KEYCHECK_ID, KEYCHECK_KIND, KEYCHECK_VALUE, SECRET_FIELDS, Installation, check_installed_app_id,
+    check_marker, decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
+)
+from smartapp.store.cipher import TokenCipher
+
+# Per attempt 0.5 s to connect and 0.5 s to answer, one retry after <= 0.2 s: a stopped or frozen
+# Redis costs about 1.1 s per call instead of redis-py 8.1's ~55 s default (RELIABILITY.md §1c/§1d).
+SOCKET_TIMEOUT = 0.5
+CONNECT_TIMEOUT = 0.5
+RETRIES = 1
+MAX_CONNECTIONS = 64
+
+# The longest one call can take before the client gives up (both attempts, connect and answer,
+# plus backoff), with a margin. A frozen Redis still runs the commands queued in its socket buffers
+# once it resumes; every write script refuses to act later than this after the call started, so a
+# request answered 503 cannot take effect afterwards (a late replay claim would swallow the
+# legitimate retry).
+STALE_AFTER_SECONDS = (RETRIES + 1) * (CONNECT_TIMEOUT + SOCKET_TIMEOUT) + 0.2 + 0.3
+
+# Errors that mean "not reachable now" (503, retry later), as opposed to a bug or a corrupt key.
+_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,   # includes refused, auth failure, pool exhausted, LOADING
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,     # a demoted master after failover
+    redis.exceptions.OutOfMemoryError,  # maxmemory reached under noeviction
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    OSError,
+)
+_UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "MISCONF", "BUSY", "LOADING", "READONLY", "OOM",
+                        "CLUSTERDOWN", "TRYAGAIN", "NOAUTH", "WRONGPASS", "NOPERM")
+
+# Shared prelude: refuse to run after the caller's deadline (server time, milliseconds).
+_DEADLINE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now > tonumber(ARGV[1]) then return {-2, now} end
+"""
+
+# KEYS[1] installation hash. ARGV: 1 deadline, 2 expected version ('' = any), 3 write id, 4 now,
+# 5 number of fields to set (n), then n field/value pairs, then the fields to delete.
+_UPDATE = _DEADLINE + """
+local key = KEYS[1]
+if redis.call('HGET', key, 'write_id') == ARGV[3] then
+  -- redis-py retried a call whose first attempt did run: report it instead of applying it twice
+  return {1, now, tonumber(redis.call('HGET', key, 'version'))}
+end
+local current = tonumber(redis.call('HGET', key, 'version') or '0')
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then return {0, now, current} end
+local n = tonumber(ARGV[5])
+if n > 0 then redis.call('HSET', key, unpack(ARGV, 6, 5 + 2 * n)) end
+if #ARGV > 5 + 2 * n then redis.call('HDEL', key, unpack(ARGV, 6 + 2 * n, #ARGV)) end
+redis.call('HSETNX', key, 'created_at', ARGV[4])
+redis.call('HSET', key, 'updated_at', ARGV[4], 'write_id', ARGV[3])
+return {1, now, redis.call('HINCRBY', key, 'version', 1)}
+"""
+
+# KEYS[1] lock or replay marker. ARGV: 1 deadline, 2 owner/nonce, 3 ttl ms. Seeing our own value
+# means a retried call whose first attempt already took it.
+_TAKE = _DEADLINE + """
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return {1, now} end
+if redis.call('GET', KEYS[1]) == ARGV[2] then return {1, now} end
+return {0, now}
+"""
+
+# KEYS[1] pending link. ARGV: 1 deadline. GETDEL with a deadline: a link is handed out once.
+_CONSUME = _DEADLINE + """
+local value = redis.call('GET', KEYS[1])
+if not value then return {0, now} end
+redis.call('DEL', KEYS[1])
+return {1, now, value}
+"""
+
+# KEYS[1] installation hash. ARGV: 1 deadline, then field/old/new triples. Swaps a token only if it
+# is still the one that was read, and leaves the version alone: the tokens mean the same after
+# rotation, so a refresh's compare-and-set that started before must still succeed.
+_ROTATE = _DEADLINE + """
+local swapped = 0
+for i = 2, #ARGV, 3 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    swapped = swapped + 1
+  end
+end
+return {1, now, swapped}
+"""
+
+# KEYS[1] lock. ARGV[1] owner. Only the holder may delete it.
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_STALE = -2
+
+
+def make_redis_client(url: str) -> redis.Redis:
+    """A client whose every call fails within ~1.1 s when Redis is down, frozen or unreachable."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), RETRIES),
+        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+        health_check_interval=10,   # pings a connection idle > 10 s, so a restart is noticed early
+        max_connections=MAX_CONNECTIONS,  # over the limit fails at once (503) instead of queueing
+        decode_responses=False,
+    )
+
+
+@contextlib.contextmanager
+def _unavailable_as_503() -> Iterator[None]:
+    """The one place that turns "Redis cannot answer now" into StoreUnavailable."""
+    try:
+        yield
+    except _UNAVAILABLE_ERRORS as error:
+        raise StoreUnavailable(detail=f"redis: {type(error).__name__}") from None
+    except redis.exceptions.ResponseError as error:
+        if str(error).split(" ", 1)[0].upper() in _UNAVAILABLE_REPLIES:
+            raise StoreUnavailable(detail=f"redis: {str(error).split(' ', 1)[0]}") from None
+        raise
+
+
+class _ServerClock:
+    """Tracks Redis' clock relative to ours (every script reply carries it) to date script deadlines."""
+
+    def __init__(self) -> None:
+        self.offset_ms = 0.0  # server minus local; corrected by the first reply
+
+    def deadline(self, started: float) -> int:
+        return int(started * 1000 + self.offset_ms + STALE_AFTER_SECONDS * 1000)
+
+    def observe(self, server_ms: int, sent: float, received: float) -> None:
+        if received - sent < 0.25:  # a slow round trip says little about the offset
+            self.offset_ms = server_ms - (sent + received) * 500
+
+
+class RedisStore:
+    """Store on Redis; every key of an installation carries its id in a hash tag (Cluster-safe)."""
+
+    name = "redis"
+
+    def __init__(self, client: redis.Redis, cipher: TokenCipher, *, prefix: str = "smartapp",
+                 clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.cipher = cipher
+        self.prefix = prefix
+        self.clock = clock
+        self._server_clock = _ServerClock()
+        self._update = client.register_script(_UPDATE)
+        self._take = client.register_script(_TAKE)
+        self._consume = client.register_script(_CONSUME)
+        self._release_lock = client.register_script(_RELEASE_LOCK)
+        self._rotate = client.register_script(_ROTATE)
+
+    # --- keys ---------------------------------------------------------------------------------
+
+    def installation_key(self, installed_app_id: str) -> str:
+        return f"{self.prefix}:installation:{{{check_installed_app_id(installed_app_id)}}}"
+
+    def link_key(self, installed_app_id: str) -> str:
+        return f"{self.prefix}:link:{{{check_installed_app_id(installed_app_id)}}}"
+
+    def lock_key(self, installed_app_id: str) -> str:
+        return f"{self.prefix}:lock:{{{check_installed_app_id(installed_app_id)}}}"
+
+    def replay_key(self, marker: str) -> str:
+        return f"{self.prefix}:replay:{check_marker(marker)}"
+
+    @property
+    def keycheck_key(self) -> str:
+        return f"{self.prefix}:keycheck"
+
+    # --- TokenStore ---------------------------------------------------------------------------
+
+    def get(self, installed_app_id: str) -> Installation | None:
+        key = self.installation_key(installed_app_id)
+        with _unavailable_as_503():
+            raw = self.client.hgetall(key)
+        if not raw:
+            return None
+        values: dict[str, Any] = {}
+        for name_bytes, value_bytes in raw.items():
+            name = name_bytes.decode("utf-8", "replace")
+            values[name] = value_bytes.decode("ascii", "replace") if name in SECRET_FIELDS else _json(value_bytes)
+        created_at, updated_at = values.pop("created_at", None), values.pop("updated_at", None)
+        return decode_installation(self.cipher, installed_app_id, values, version=int(raw.get(b"version", b"0")),
+                                   created_at=created_at, updated_at=updated_at)
+
+    def update(self, installed_app_id: str, fields: Mapping[str, Any], *,
+               expected_version: int | None = None) -> int:
+        key = self.installation_key(installed_app_id)
+        return self._write(key, encode_fields(self.cipher, installed_app_id, fields),
+                           expected_version=expected_version)
+
+    def _write(self, key: str, stored: Mapping[str, Any], *, expected_version: int | None) -> int:
+        to_set: list[str] = []
+        to_delete: list[str] = []
+        for name, value in stored.items():
+            if value is None:
+                to_delete.append(name)
+            else:
+                to_set += [name, value if name in SECRET_FIELDS else json.dumps(value, separators=(",", ":"),
+                                                                               allow_nan=False)]
+        args = ["" if expected_version is None else str(int(expected_version)), secrets.token_hex(8),
+                repr(float(self.clock())), str(len(to_set) // 2), *to_set, *to_delete]
+        status, _, version = self._run(self._update, [key], args)
+        if status == 0:
+            raise VersionConflict(detail=f"expected version {expected_version}, stored {version}")
+        return int(version)
+
+    def delete(self, installed_app_id: str) -> None:
+        # All three keys share the hash tag, so this one DEL is a single-slot command on Cluster too.
+        keys = [self.installation_key(installed_app_id), self.link_key(installed_app_id),
+                self.lock_key(installed_app_id)]
+        with _unavailable_as_503():
+            self.client.delete(*keys)
+
+    def installed_app_ids(self) -> Iterator[str]:
+        head = f"{self.prefix}:installation:"
+        pattern = _glob_escape(head) + "*"
+        cursor = 0
+        seen: set[str] = set()  # SCAN may return a key more than once
+        while True:
+            with _unavailable_as_503():
+                cursor, keys = self.client.scan(cursor=cursor, match=pattern, count=500)
+            for key in keys:
+                tail = key.decode("utf-8", "replace")[len(head):]
+                if tail.startswith("{") and tail.endswith("}") and tail not in seen:
+                    seen.add(tail)
+                    yield tail[1:-1]
+            if cursor == 0:
+                return
+
+    def ping(self) -> None:
+        with _unavailable_as_503():
+            self.client.ping()
+
+    # --- LinkStore ----------------------------------------------------------------------------
+
+    def issue(self, installed_app_id: str, data: Mapping[str, Any], *, ttl_seconds: float) -> None:
+        token = encode_link(self.cipher, installed_app_id, data)
+        key = self.link_key(installed_app_id)
+        with _unavailable_as_503():
+            self.client.set(key, token, px=_milliseconds(ttl_seconds))
+
+    def consume(self, installed_app_id: str) -> dict | None:
+        reply = self._run(self._consume, [self.link_key(installed_app_id)], [])
+        if reply[0] != 1:
+            return None
+        return decode_link(self.cipher, installed_app_id, reply[2])
+
+    # --- ReplayGuard --------------------------------------------------------------------------
+
+    def claim(self, marker: str, *, ttl_seconds: float) -> bool:
+        reply = self._run(self._take, [self.replay_key(marker)],
+                          [secrets.token_hex(8), str(_milliseconds(ttl_seconds))])
+        return reply[0] == 1
+
+    def release_marker(self, marker: str) -> None:
+        with _unavailable_as_503():
+            self.client.delete(self.replay_key(marker))
+
+    # --- RefreshLock --------------------------------------------------------------------------
+
+    def acquire(self, installed_app_id: str, *, ttl_seconds: float, wait_seconds: float) -> str | None:
+        key = self.lock_key(installed_app_id)
+        owner = secrets.token_hex(16)
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        while True:
+            if self._run(self._take, [key], [owner, str(_milliseconds(ttl_seconds))])[0] == 1:
+                return owner
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            time.sleep(min(remaining, 0.03 + random.random() * 0.04))
+
+    def release_lock(self, installed_app_id: str, owner: str) -> None:
+        with _unavailable_as_503():
+            self._release_lock(keys=[self.lock_key(installed_app_id)], args=[owner])
+
+    def release(self, key: str, owner: str | None = None) -> None:
+        """release(marker) undoes a replay claim; release(installed_app_id, owner) frees a lock."""
+        if owner is None:
+            self.release_marker(key)
+        else:
+            self.release_lock(key, owner)
+
+    # --- keys and lifecycle -------------------------------------------------------------------
+
+    def verify_keys(self) -> None:
+        with _unavailable_as_503():
+            token = self.client.get(self.keycheck_key)
+            if token is None:
+                # First start against this Redis: leave a record only these keys can read.
+                self.client.set(self.keycheck_key, self.cipher.encrypt(KEYCHECK_ID, KEYCHECK_KIND, KEYCHECK_VALUE),
+                                nx=True)
+                return
+        self.cipher.decrypt(KEYCHECK_ID, KEYCHECK_KIND, token)
+
+    def rotate_keys(self) -> int:
+        self.verify_keys()  # keys that cannot read this store must not touch it
+        changed = 0
+        names = sorted(SECRET_FIELDS)
+        for installed_app_id in list(self.installed_app_ids()):
+            key = self.installation_key(installed_app_id)
+            with _unavailable_as_503():
+                tokens = self.client.hmget(key, names)
+            stored = {name: token.decode("ascii", "replace") for name, token in zip(names, tokens) if token}
+            rotated = rotate_secrets(self.cipher, installed_app_id, stored)
+            if rotated:
+                args = [part for name, new in rotated.items() for part in (name, stored[name], new)]
+                # A field changed meanwhile was written under the first key anyway: nothing to redo.
+                if self._run(self._rotate, [key], args)[2]:
+                    changed += 1
+        with _unavailable_as_503():
+            token = self.client.get(self.keycheck_key)
+            if token is not None:
+                self.client.set(self.keycheck_key, self.cipher.rotate(token))
+        return changed
+
+    def describe(self) -> str:
+        kwargs = self.client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return f"redis unix://{kwargs['path']} db={kwargs.get('db', 0)}"
+        scheme = "rediss" if self.client.connection_pool.connection_class.__name__.startswith("SSL") else "redis"
+        return f"redis {scheme}://{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _run(self, script: Any, keys: list[str], args: list[str]) -> list:
+        """Runs a deadline-guarded script; if our idea of Redis' clock was off, learns and tries once more."""
+        for attempt in range(2):
+            started = time.time()
+            with _unavailable_as_503():
+                reply = script(keys=keys, args=[str(self._server_clock.deadline(started)), *args])
+            self._server_clock.observe(int(reply[1]), started, time.time())
+            if reply[0] != _STALE:
+                return reply
+        raise StoreUnavailable(detail="redis: clock offset could not be settled")
+
+
+def _json(value: bytes) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, int(round(float(seconds) * 1000)))

@@ -1,0 +1,325 @@
+"""The embedded store: one SQLite file in WAL mode, durable across kill -9 and safe across processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from smartapp.errors import StoreUnavailable, VersionConflict
+from smartapp.store import (
+    KEYCHECK_ID, KEYCHECK_KIND, KEYCHECK_VALUE, Installation, check_installed_app_id, check_marker,
+    decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
+)
+from smartapp.store.cipher import TokenCipher
+
+BUSY_TIMEOUT_MS = 2000
+PURGE_EVERY_SECONDS = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS installations (
+    installed_app_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,               -- JSON object, secret fields hold Fernet tokens
+    version INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS links (
+    installed_app_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,               -- Fernet token (holds the PKCE verifier)
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replay (
+    marker TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS replay_expires_at ON replay (expires_at);
+CREATE TABLE IF NOT EXISTS locks (
+    installed_app_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+# Connections inherited through fork() must neither be used nor closed in the child (closing one
+# could checkpoint or unlock on the parent's behalf); they are parked here for the process lifetime.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+@contextlib.contextmanager
+def _unavailable_as_503() -> Iterator[None]:
+    """"database is locked" past the busy timeout, a full disk or an unreadable file: retry later."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        raise StoreUnavailable(detail=f"sqlite: {str(error)[:80]}") from None
+
+
+class SqliteStore:
+    """Store in one SQLite file; one connection per thread and per process."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str, cipher: TokenCipher, *, clock: Callable[[], float] = time.time,
+                 busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        self.path = os.path.abspath(path)
+        self.cipher = cipher
+        self.clock = clock
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._next_purge = 0.0
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        try:
+            # Create the file private: it and its -wal/-shm companions (which copy its mode) hold tokens.
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        with self._transaction() as connection:
+            # One statement at a time: executescript() would commit the surrounding transaction.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+
+    # --- connections and transactions ---------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        pid = os.getpid()
+        connection = getattr(self._local, "connection", None)
+        if connection is not None and self._local.pid == pid:
+            return connection
+        if pid != self._pid:
+            _INHERITED.extend(self._connections)
+            self._connections = []
+            self._connections_lock = threading.Lock()
+            self._pid = pid
+        with _unavailable_as_503():
+            connection = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000,
+                                         isolation_level=None, check_same_thread=False)
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            connection.execute("PRAGMA journal_mode = WAL")
+            # FULL: every commit is fsynced to the WAL, so an acknowledged token survives power loss too.
+            connection.execute("PRAGMA synchronous = FULL")
+        with self._connections_lock:
+            self._connections.append(connection)
+        self._local.connection = connection
+        self._local.pid = pid
+        return connection
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE takes the write lock up front: read-check-write is atomic across processes."""
+        connection = self._connection()
+        with _unavailable_as_503():
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    # --- TokenStore ---------------------------------------------------------------------------
+
+    def get(self, installed_app_id: str) -> Installation | None:
+        check_installed_app_id(installed_app_id)
+        with _unavailable_as_503():
+            row = self._connection().execute(
+                "SELECT data, version, created_at, updated_at FROM installations WHERE installed_app_id = ?",
+                (installed_app_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return decode_installation(self.cipher, installed_app_id, json.loads(row[0]),
+                                   version=row[1], created_at=row[2], updated_at=row[3])
+
+    def update(self, installed_app_id: str, fields: Mapping[str, Any], *,
+               expected_version: int | None = None) -> int:
+        check_installed_app_id(installed_app_id)
+        return self._write(installed_app_id, encode_fields(self.cipher, installed_app_id, fields),
+                           expected_version=expected_version)
+
+    def _write(self, installed_app_id: str, stored: Mapping[str, Any], *, expected_version: int | None) -> int:
+        now = float(self.clock())
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT data, version FROM installations WHERE installed_app_id = ?", (installed_app_id,),
+            ).fetchone()
+            current = row[1] if row else 0
+            if expected_version is not None and expected_version != current:
+                raise VersionConflict(detail=f"expected version {expected_version}, stored {current}")
+            data = json.loads(row[0]) if row else {}
+            for name, value in stored.items():
+                if value is None:
+                    data.pop(name, None)
+                else:
+                    data[name] = value
+            encoded = json.dumps(data, separators=(",", ":"), allow_nan=False)
+            if row:
+                connection.execute(
+                    "UPDATE installations SET data = ?, version = ?, updated_at = ? WHERE installed_app_id = ?",
+                    (encoded, current + 1, now, installed_app_id),
+                )
+            else:
+                connection.execute(
+                    "INSERT INTO installations (installed_app_id, data, version, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?)", (installed_app_id, encoded, current + 1, now, now),
+                )
+        return current + 1
+
+    def delete(self, installed_app_id: str) -> None:
+        check_installed_app_id(installed_app_id)
+        with self._transaction() as connection:
+            for table in ("installations", "links", "locks"):
+                connection.execute(f"DELETE FROM {table} WHERE installed_app_id = ?", (installed_app_id,))
+
+    def installed_app_ids(self) -> Iterator[str]:
+        # Read everything first so no read transaction stays open while the caller works.
+        with _unavailable_as_503():
+            rows = self._connection().execute(
+                "SELECT installed_app_id FROM installations ORDER BY installed_app_id").fetchall()
+        for (installed_app_id,) in rows:
+            yield installed_app_id
+
+    def ping(self) -> None:
+        with _unavailable_as_503():
+            self._connection().execute("SELECT count(*) FROM meta").fetchone()
+
+    # --- LinkStore ----------------------------------------------------------------------------
+
+    def issue(self, installed_app_id: str, data: Mapping[str, Any], *, ttl_seconds: float) -> None:
+        check_installed_app_id(installed_app_id)
+        token = encode_link(self.cipher, installed_app_id, data)
+        now = float(self.clock())
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM links WHERE expires_at <= ?", (now,))
+            connection.execute("INSERT OR REPLACE INTO links (installed_app_id, data, expires_at) VALUES (?, ?, ?)",
+                               (installed_app_id, token, now + float(ttl_seconds)))
+
+    def consume(self, installed_app_id: str) -> dict | None:
+        check_installed_app_id(installed_app_id)
+        with self._transaction() as connection:
+            row = connection.execute("SELECT data, expires_at FROM links WHERE installed_app_id = ?",
+                                     (installed_app_id,)).fetchone()
+            if row is not None:
+                connection.execute("DELETE FROM links WHERE installed_app_id = ?", (installed_app_id,))
+        if row is None or row[1] <= self.clock():
+            return None
+        return decode_link(self.cipher, installed_app_id, row[0])
+
+    # --- ReplayGuard --------------------------------------------------------------------------
+
+    def claim(self, marker: str, *, ttl_seconds: float) -> bool:
+        check_marker(marker)
+        now = float(self.clock())
+        with self._transaction() as connection:
+            if now >= self._next_purge:
+                self._next_purge = now + PURGE_EVERY_SECONDS
+                connection.execute("DELETE FROM replay WHERE expires_at <= ?", (now,))
+            row = connection.execute("SELECT expires_at FROM replay WHERE marker = ?", (marker,)).fetchone()
+            if row is not None and row[0] > now:
+                return False
+            connection.execute("INSERT OR REPLACE INTO replay (marker, expires_at) VALUES (?, ?)",
+                               (marker, now + float(ttl_seconds)))
+            return True
+
+    def release_marker(self, marker: str) -> None:
+        check_marker(marker)
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM replay WHERE marker = ?", (marker,))
+
+    # --- RefreshLock --------------------------------------------------------------------------
+
+    def acquire(self, installed_app_id: str, *, ttl_seconds: float, wait_seconds: float) -> str | None:
+        check_installed_app_id(installed_app_id)
+        owner = secrets.token_hex(16)
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        while True:
+            now = float(self.clock())
+            with self._transaction() as connection:
+                row = connection.execute("SELECT expires_at FROM locks WHERE installed_app_id = ?",
+                                         (installed_app_id,)).fetchone()
+                taken = row is None or row[0] <= now  # an expired lease belongs to a holder that died
+                if taken:
+                    connection.execute(
+                        "INSERT OR REPLACE INTO locks (installed_app_id, owner, expires_at) VALUES (?, ?, ?)",
+                        (installed_app_id, owner, now + float(ttl_seconds)))
+            if taken:
+                return owner
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            time.sleep(min(remaining, 0.03 + random.random() * 0.04))
+
+    def release_lock(self, installed_app_id: str, owner: str) -> None:
+        check_installed_app_id(installed_app_id)
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM locks WHERE installed_app_id = ? AND owner = ?",
+                               (installed_app_id, owner))
+
+    def release(self, key: str, owner: str | None = None) -> None:
+        """release(marker) undoes a replay claim; release(installed_app_id, owner) frees a lock."""
+        if owner is None:
+            self.release_marker(key)
+        else:
+            self.release_lock(key, owner)
+
+    # --- keys and lifecycle -------------------------------------------------------------------
+
+    def verify_keys(self) -> None:
+        with self._transaction() as connection:
+            row = connection.execute("SELECT value FROM meta WHERE name = 'keycheck'").fetchone()
+            if row is None:
+                # First start on this file: leave a record only these keys can read.
+                connection.execute("INSERT INTO meta (name, value) VALUES ('keycheck', ?)",
+                                   (self.cipher.encrypt(KEYCHECK_ID, KEYCHECK_KIND, KEYCHECK_VALUE),))
+                return
+        self.cipher.decrypt(KEYCHECK_ID, KEYCHECK_KIND, row[0])
+
+    def rotate_keys(self) -> int:
+        self.verify_keys()  # keys that cannot read this store must not touch it
+        changed = 0
+        for installed_app_id in list(self.installed_app_ids()):
+            with self._transaction() as connection:
+                row = connection.execute("SELECT data FROM installations WHERE installed_app_id = ?",
+                                         (installed_app_id,)).fetchone()
+                if row is None:
+                    continue
+                data = json.loads(row[0])
+                rotated = rotate_secrets(self.cipher, installed_app_id, data)
+                data.update(rotated)
+                if rotated:
+                    # Same version: the tokens are unchanged, so a concurrent compare-and-set stays valid.
+                    connection.execute("UPDATE installations SET data = ? WHERE installed_app_id = ?",
+                                       (json.dumps(data, separators=(",", ":")), installed_app_id))
+                    changed += 1
+        with self._transaction() as connection:
+            row = connection.execute("SELECT value FROM meta WHERE name = 'keycheck'").fetchone()
+            if row is not None:
+                connection.execute("UPDATE meta SET value = ? WHERE name = 'keycheck'", (self.cipher.rotate(row[0]),))
+        return changed
+
+    def describe(self) -> str:
+        return f"sqlite {self.path} (WAL, synchronous=FULL)"
+
+    def close(self) -> None:
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+        self._local = threading.local()
