@@ -165,3 +165,62 @@ def test_frozen_redis_answers_503_inside_the_time_limit(cloud, tmp_path, signer)
         redis.resume()
         server.stop()
         redis.stop()
+
+
+def test_replay_is_suppressed_across_workers(service, signer):
+    body = load_fixture("install_pysmartapp.json")
+    raw = json.dumps(body).encode()
+    headers = signer.headers(raw)
+    store = open_store_like(service.env)
+    try:
+        assert requests.post(service.url + "/", data=raw, headers=headers, timeout=5).status_code == 200
+        iaid = body["installData"]["installedApp"]["installedAppId"]
+        version = store.get(iaid).version
+        # New connections each time, so the two sync workers both get a turn at the replay.
+        for _ in range(6):
+            replay = requests.post(service.url + "/", data=raw, headers={**headers, "Connection": "close"}, timeout=5)
+            assert replay.status_code == 200
+        assert store.get(iaid).version == version
+    finally:
+        store.close()
+
+
+def raw_http(port: int, payload: bytes, *, wait: float = 5.0) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(payload)
+        try:
+            return sock.recv(4096)
+        except socket.timeout:
+            return b""
+
+
+def test_gunicorn_limits_refuse_oversized_headers(service):
+    many = b"".join(b"X-Filler-%d: x\r\n" % i for i in range(150))
+    answer = raw_http(service.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n" + many + b"\r\n")
+    assert answer[:12] in (b"HTTP/1.1 400", b"HTTP/1.1 431")
+    huge_auth = b'Authorization: Signature keyId="/pl/a/00",signature="' + b"A" * 9000 + b'"\r\n'
+    answer = raw_http(service.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n" + huge_auth + b"\r\n")
+    assert answer[:12] in (b"HTTP/1.1 400", b"HTTP/1.1 431")
+
+
+def test_a_stalled_body_does_not_stop_the_service(cloud, tmp_path, signer):
+    import socket
+
+    env = service_environment(cloud, tmp_path, store="sqlite")
+    env["GUNICORN_TIMEOUT"] = "3"
+    server = Gunicorn(env, tmp_path / "g.log")
+    try:
+        stalled = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        stalled.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 1000\r\n\r\n{\"lifecycle\"")
+        started = time.monotonic()
+        assert send(server, signer, load_fixture("execute.json")).status_code == 200
+        closed = stalled.recv(4096)  # the worker gives up on the stalled client and frees itself
+        assert time.monotonic() - started < 10
+        assert not closed.startswith(b"HTTP/1.1 200")
+        stalled.close()
+        assert send(server, signer, load_fixture("install.json")).status_code == 200
+    finally:
+        server.stop()
