@@ -107,7 +107,7 @@ def receive() -> Response:
 def _release(services: Services, marker: str) -> None:
     """The request failed: let an identical legitimate retry be processed later."""
     try:
-        services.store.release(marker)
+        services.store.release_marker(marker)
     except StoreUnavailable:
         pass  # the marker expires on its own
 

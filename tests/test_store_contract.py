@@ -352,10 +352,10 @@ def test_replay_claimed_once_across_workers(store, backend, cipher):
 def test_replay_release_lets_retry_through(store):
     marker = "c" * 64
     assert store.claim(marker, ttl_seconds=300)
-    store.release(marker)
+    store.release_marker(marker)
     assert store.claim(marker, ttl_seconds=300) is True
     assert store.claim(marker, ttl_seconds=300) is False
-    store.release("d" * 64)  # releasing an unknown marker is harmless
+    store.release_marker("d" * 64)  # releasing an unknown marker is harmless
 
 
 def test_replay_claim_expires(store, backend):
@@ -382,7 +382,7 @@ def test_lock_is_exclusive_across_workers(store, backend, cipher):
     assert other_worker.acquire(IAID, ttl_seconds=30, wait_seconds=0.2) is None
     assert 0.15 <= time.monotonic() - started < 1.0
     assert store.acquire(OTHER, ttl_seconds=30, wait_seconds=0)  # per installation
-    store.release(IAID, owner)
+    store.release_lock(IAID, owner)
     assert other_worker.acquire(IAID, ttl_seconds=30, wait_seconds=0)
 
 
@@ -399,16 +399,16 @@ def test_stale_owner_cannot_release_new_holder(store, backend):
     time.sleep(0.25)
     current = store.acquire(IAID, ttl_seconds=30, wait_seconds=0)
     assert current and current != stale
-    store.release(IAID, stale)
-    store.release(IAID, "not-an-owner")
+    store.release_lock(IAID, stale)
+    store.release_lock(IAID, "not-an-owner")
     assert store.acquire(IAID, ttl_seconds=30, wait_seconds=0) is None
-    store.release(IAID, current)
+    store.release_lock(IAID, current)
     assert store.acquire(IAID, ttl_seconds=30, wait_seconds=0)
 
 
 def test_waiter_gets_lock_when_released(store):
     owner = store.acquire(IAID, ttl_seconds=30, wait_seconds=0)
-    threading.Timer(0.15, store.release, args=(IAID, owner)).start()
+    threading.Timer(0.15, store.release_lock, args=(IAID, owner)).start()
     started = time.monotonic()
     assert store.acquire(IAID, ttl_seconds=30, wait_seconds=2)
     assert time.monotonic() - started < 1.0

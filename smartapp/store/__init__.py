@@ -67,7 +67,7 @@ class LinkStore(Protocol):
 class ReplayGuard(Protocol):
     def claim(self, marker: str, *, ttl_seconds: float) -> bool: ...
 
-    def release(self, marker: str) -> None: ...
+    def release_marker(self, marker: str) -> None: ...  # undo a claim so a legitimate retry is processed
 
 
 class RefreshLock(Protocol):
@@ -75,16 +75,11 @@ class RefreshLock(Protocol):
 
     def acquire(self, installed_app_id: str, *, ttl_seconds: float, wait_seconds: float) -> str | None: ...
 
-    def release(self, installed_app_id: str, owner: str) -> None: ...
+    def release_lock(self, installed_app_id: str, owner: str) -> None: ...  # compare-and-delete
 
 
 class Store(TokenStore, LinkStore, ReplayGuard, RefreshLock, Protocol):
     name: str  # "redis" or "sqlite"
-
-    def release(self, key: str, owner: str | None = None) -> None:
-        """ReplayGuard.release(marker) and RefreshLock.release(installed_app_id, owner) share one name:
-        without an owner the key is a replay marker, with one it is a lock (compare-and-delete)."""
-        ...
 
     def describe(self) -> str:
         """For the startup banner; never contains a password."""

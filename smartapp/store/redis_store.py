@@ -297,13 +297,6 @@ class RedisStore:
         with _unavailable_as_503():
             self._release_lock(keys=[self.lock_key(installed_app_id)], args=[owner])
 
-    def release(self, key: str, owner: str | None = None) -> None:
-        """release(marker) undoes a replay claim; release(installed_app_id, owner) frees a lock."""
-        if owner is None:
-            self.release_marker(key)
-        else:
-            self.release_lock(key, owner)
-
     # --- keys and lifecycle -------------------------------------------------------------------
 
     def verify_keys(self) -> None:

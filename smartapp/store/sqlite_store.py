@@ -271,13 +271,6 @@ class SqliteStore:
             connection.execute("DELETE FROM locks WHERE installed_app_id = ? AND owner = ?",
                                (installed_app_id, owner))
 
-    def release(self, key: str, owner: str | None = None) -> None:
-        """release(marker) undoes a replay claim; release(installed_app_id, owner) frees a lock."""
-        if owner is None:
-            self.release_marker(key)
-        else:
-            self.release_lock(key, owner)
-
     # --- keys and lifecycle -------------------------------------------------------------------
 
     def verify_keys(self) -> None:
