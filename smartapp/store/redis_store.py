@@ -15,11 +15,12 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from smartapp.errors import StoreUnavailable, VersionConflict
-from smartapp.store import (
-    KEYCHECK_ID, KEYCHECK_KIND, KEYCHECK_VALUE, SECRET_FIELDS, Installation, check_installed_app_id,
+from smartapp.store.codec import (
+    KEYCHECK_ID, KEYCHECK_KIND, KEYCHECK_VALUE, check_installed_app_id,
     check_marker, decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
+from smartapp.store.installation import SECRET_FIELDS, Installation
 
 # Per attempt 0.5 s to connect and 0.5 s to answer, one retry after <= 0.2 s: a stopped or frozen
 # Redis costs about 1.1 s per call instead of redis-py 8.1's ~55 s default (RELIABILITY.md §1c/§1d).

@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from smartapp.errors import StoreUnavailable, VersionConflict
-from smartapp.store import (
-    KEYCHECK_ID, KEYCHECK_KIND, KEYCHECK_VALUE, Installation, check_installed_app_id, check_marker,
+from smartapp.store.codec import (
+    KEYCHECK_ID, KEYCHECK_KIND, KEYCHECK_VALUE, check_installed_app_id, check_marker,
     decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
+from smartapp.store.installation import Installation
 
 BUSY_TIMEOUT_MS = 2000
 PURGE_EVERY_SECONDS = 60.0

@@ -1,0 +1,30 @@
+"""The record kept per installation: SmartThings and provider tokens, config, and bookkeeping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SECRET_FIELDS = frozenset({"auth_token", "refresh_token", "provider_access_token", "provider_refresh_token"})
+
+
+@dataclass(frozen=True)
+class Installation:
+    installed_app_id: str
+    version: int = 0                       # bumped by every successful update; used for compare-and-set
+    location_id: str | None = None
+    locale: str | None = None
+    config: dict = field(default_factory=dict)       # SmartThings ConfigMap as received
+    permissions: list = field(default_factory=list)
+    auth_token: str | None = None          # SmartThings access token (encrypted at rest)
+    refresh_token: str | None = None       # SmartThings refresh token (encrypted at rest)
+    auth_token_expires_at: float | None = None
+    refresh_token_issued_at: float | None = None
+    provider: str | None = None
+    provider_access_token: str | None = None
+    provider_refresh_token: str | None = None
+    provider_token_expires_at: float | None = None
+    provider_refresh_token_issued_at: float | None = None
+    provider_scope: str | None = None
+    reauth_required: str | None = None     # reason code when a refresh token proved dead
+    created_at: float | None = None
+    updated_at: float | None = None
