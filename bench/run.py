@@ -1,0 +1,329 @@
+"""The benchmark: this service, the official Node SDK and a bare-Flask floor, side by side in one run.
+
+Usage:  .venv/bin/python bench/run.py [--duration 10] [--connections 16] [--distinct 40000] [--quick]
+Needs:  wrk (apt-get install wrk), redis-server, node + npm (the Node SDK peer is installed into
+        bench/node/ from its package-lock.json on first use). Loopback only.
+Prints one table and writes it to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.keyserver import KeyServer  # noqa: E402
+from tests.fakes.redis_server import RedisServer, free_port  # noqa: E402
+from tests.signing import Signer, TestKey  # noqa: E402
+
+TOKEN_KEY = "hZbiYh5ZOAk1Q4Y5lImkJiyLh1SRHWgQgjaYMtIaCyg="
+FIXTURES = ROOT / "tests" / "fixtures"
+EVENT = json.loads((FIXTURES / "event_device.json").read_text())
+PAGE = json.loads((FIXTURES / "configuration_page.json").read_text())
+PING = json.loads((FIXTURES / "ping.json").read_text())
+# Signed requests carry a Date this far ahead of signing, so they stay inside the ±300 s window
+# for the whole run (about 2 × 300 s of validity starting now).
+DATE_AHEAD_SECONDS = 280
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+def event_body(index: int) -> bytes:
+    body = json.loads(json.dumps(EVENT))
+    body["executionId"] = str(uuid.UUID(int=index))
+    body["eventData"]["events"][0]["deviceEvent"]["eventId"] = str(uuid.UUID(int=(index + 1) << 64))
+    body["eventData"]["events"][0]["deviceEvent"]["subscriptionName"] = "switchHandler_0"
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def page_body(index: int) -> bytes:
+    body = json.loads(json.dumps(PAGE))
+    body["executionId"] = str(uuid.UUID(int=index))
+    body["configurationData"]["pageId"] = "mainPage"
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def ping_body(index: int) -> bytes:
+    body = json.loads(json.dumps(PING))
+    body["pingData"]["challenge"] = str(uuid.UUID(int=index))
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def raw_request(body: bytes, headers: dict[str, str]) -> bytes:
+    lines = ["POST / HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}", "Content-Type: application/json"]
+    lines += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "content-type"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+_signer: Signer | None = None
+_date: float = 0.0
+
+
+def _init_worker(key_pem: bytes, key_id: str, date: float) -> None:
+    global _signer, _date
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    _signer = Signer(TestKey(load_pem_private_key(key_pem, None), b"", b"", key_id))
+    _date = date
+
+
+def _signed(job: tuple[str, int]) -> bytes:
+    kind, index = job
+    body = {"event": event_body, "page": page_body}[kind](index)
+    return raw_request(body, _signer.headers(body, now=_date))
+
+
+def _forged(job: tuple[str, int]) -> bytes:
+    """Cheap checks pass (fresh Date, right Digest); the signature (or the keyId) is wrong."""
+    kind, index = job
+    body = event_body(10**7 + index)
+    key_id = None
+    if kind == "flood":
+        key_id = "/pl/useast9/" + "-".join(f"{b:02x}" for b in uuid.UUID(int=index + 7).bytes + b"\x00\x01\x02\x03")
+    fake = base64.b64encode(index.to_bytes(4, "big") * 64).decode()
+    return raw_request(body, _signer.headers(body, now=_date, key_id=key_id, signature=fake))
+
+
+def write_requests(path: Path, jobs: list[tuple[str, int]], pool: ProcessPoolExecutor, maker: Callable) -> Path:
+    with path.open("wb") as out:
+        for raw in pool.map(maker, jobs, chunksize=500):
+            out.write(f"{len(raw)}\n".encode() + raw)
+    return path
+
+
+# --- targets ----------------------------------------------------------------------------------
+
+@dataclass
+class Target:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    kind: str  # "smartapp", "node" or "floor"
+    process: subprocess.Popen | None = None
+    url: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def start(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, **self.env, "PORT": str(port)}
+        command = [part.replace("{port}", str(port)) for part in self.command]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            try:
+                requests.post(self.url + "/", data=b"{}", headers={"Content-Type": "application/json"}, timeout=0.5)
+                time.sleep(0.5)  # let every worker finish booting
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def peak_rss_mb(self) -> float:
+        """Largest VmHWM among the serving processes (the workers, or the single process)."""
+        pids = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout.split()
+        peaks = []
+        for pid in pids or [str(self.process.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            peaks.append(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024)
+        return max(peaks, default=0.0)
+
+
+def gunicorn(name: str, app: str, env: dict[str, str], kind: str) -> Target:
+    command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", "127.0.0.1:{port}", app]
+    return Target(name, command, env, kind)
+
+
+def node(name: str, workers: int, key_server: str) -> Target:
+    return Target(name, ["node", str(BENCH / "node" / "app.js")], {"WORKERS": str(workers), "KEY_SERVER": key_server},
+                  "node")
+
+
+def ensure_node_peer() -> None:
+    if not (BENCH / "node" / "node_modules" / "@smartthings" / "smartapp").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=BENCH / "node", check=True)
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+@dataclass
+class Scenario:
+    name: str
+    file: Path
+    expected: str  # statuses that count as correct answers
+    signed: bool = True  # a valid signature: the service remembers it, so each must be distinct
+
+
+def run_wrk(url: str, scenario: Scenario, *, duration: int, connections: int) -> dict:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(BENCH / "rotate.lua"),
+            url + "/", "--", str(scenario.file), scenario.expected]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+
+    def latency(label: str) -> float:
+        match = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)\b", out)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "p50": latency("50"), "p99": latency("99"),
+        "errors": int(re.search(r"UNEXPECTED (\d+)", out).group(1))
+        + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+    }
+
+
+def precheck(target: Target, key: TestKey) -> None:
+    """A fast wrong answer must never look like a win: valid → 200, forged → 401, before measuring."""
+    body = event_body(10**9)
+    good = requests.post(target.url + "/", data=body, headers=Signer(key).headers(body), timeout=5).status_code
+    forged = Signer(key).headers(body, now=time.time() + 1)
+    forged["Digest"] = "SHA256=" + base64.b64encode(b"\0" * 32).decode()
+    bad = requests.post(target.url + "/", data=body, headers=forged, timeout=5).status_code
+    if target.kind != "floor" and (good, bad) != (200, 401):
+        raise SystemExit(f"{target.name}: valid answered {good}, forged answered {bad}; refusing to measure")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--distinct", type=int, default=40000, help="distinct signed requests per scenario")
+    parser.add_argument("--quick", action="store_true", help="only the default deployment, the Node cluster, the floor")
+    args = parser.parse_args()
+    for tool in ("wrk", "redis-server", "node", "npm"):
+        if not shutil.which(tool):
+            raise SystemExit(f"bench needs {tool} on PATH")
+    ensure_node_peer()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    key = TestKey.generate(region="bench1")
+    keys = KeyServer().start()
+    keys.publish(key.key_id, key.certificate_pem)
+    redis = RedisServer("--appendonly", "yes", "--appendfsync", "everysec").start()
+    work = RESULTS / "requests"
+    work.mkdir(exist_ok=True)
+    from cryptography.hazmat.primitives import serialization
+
+    pem = key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+    date = time.time() + DATE_AHEAD_SECONDS
+    started = time.time()
+    print(f"signing {2 * args.distinct} distinct requests ...", flush=True)
+    with ProcessPoolExecutor(os.cpu_count(), initializer=_init_worker, initargs=(pem, key.key_id, date)) as pool:
+        scenarios = [
+            Scenario("signed EVENT", write_requests(work / "event.bin", [("event", i) for i in range(args.distinct)],
+                                                    pool, _signed), "200"),
+            Scenario("signed CONFIG PAGE", write_requests(work / "page.bin", [("page", i) for i in range(args.distinct)],
+                                                          pool, _signed), "200"),
+            Scenario("PING", write_requests(work / "ping.bin", [("ping", i) for i in range(64)], pool, _ping), "200",
+                     signed=False),
+            Scenario("bad signature", write_requests(work / "bad.bin", [("bad", i) for i in range(64)], pool, _forged),
+                     "401", signed=False),
+            Scenario("unknown-keyId flood", write_requests(work / "flood.bin", [("flood", i) for i in range(20000)],
+                                                           pool, _forged), "401,503", signed=False),
+        ]
+    print(f"signed in {time.time() - started:.0f} s", flush=True)
+
+    service_env = {"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
+                   "SMARTAPP_DB_PATH": str(work / "bench.db"), "LOG_FORMAT": "json"}
+    targets = [
+        gunicorn("floor: bare Flask", "bench.bare_app:app", {}, "floor"),
+        gunicorn("smartapp (default)", "smartapp:create_app()", service_env, "smartapp"),
+        node("Node SDK cluster x2", 2, keys.url),
+    ]
+    if not args.quick:
+        targets[2:2] = [
+            gunicorn("smartapp gthread 2x4", "smartapp:create_app()",
+                     {**service_env, "WEB_CONCURRENCY": "2", "GUNICORN_WORKER_CLASS": "gthread",
+                      "GUNICORN_THREADS": "4"}, "smartapp"),
+            gunicorn("smartapp sync x2", "smartapp:create_app()", {**service_env, "WEB_CONCURRENCY": "2"}, "smartapp"),
+        ]
+        targets.append(node("Node SDK single", 1, keys.url))
+
+    import redis as redis_py
+
+    admin = redis_py.Redis.from_url(redis.url)
+    rows: list[tuple[str, str, dict]] = []
+    try:
+        for target in targets:
+            target.start()
+            try:
+                precheck(target, key)
+                for scenario in scenarios[:1] if target.kind == "floor" else scenarios:
+                    admin.flushall()  # fresh replay cache: every signed request is new to the service
+                    before = keys.total_fetches
+                    result = run_wrk(target.url, scenario, duration=args.duration, connections=args.connections)
+                    result["fetches"] = keys.total_fetches - before
+                    result["rss"] = target.peak_rss_mb()
+                    if scenario.signed and target.kind == "smartapp" and result["requests"] > args.distinct:
+                        result["note"] = "requests outnumbered distinct ones: some answered as replays"
+                    rows.append((target.name, "any (200)" if target.kind == "floor" else scenario.name, result))
+                    print(f"  {target.name:<22} {scenario.name:<20} {result['rps']:>8.0f} req/s", flush=True)
+            finally:
+                target.stop()
+    finally:
+        keys.stop()
+        redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    if time.time() - date > 290:
+        print("warning: the run outlasted the signed requests' Date window", file=sys.stderr)
+    report = render(rows, args)
+    print(report)
+    (RESULTS / time.strftime("bench-%Y%m%dT%H%M%S.txt")).write_text(report + "\n")
+    return 0
+
+
+def _ping(job: tuple[str, int]) -> bytes:
+    return raw_request(ping_body(job[1]), {})
+
+
+def render(rows: list[tuple[str, str, dict]], args: argparse.Namespace) -> str:
+    floor = next(r["rps"] for name, _, r in rows if name.startswith("floor"))
+    node_by_scenario = {scenario: r for name, scenario, r in rows if name == "Node SDK cluster x2"}
+    header = (f"{'target':<22}{'scenario':<21}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
+              f"{'/floor':>8}{'/Node x2':>9}{'RSS/wkr MB':>11}{'key fetches':>12}")
+    lines = [f"wrk -t1 -c{args.connections} -d{args.duration}s on {os.cpu_count()} cores, loopback; "
+             f"signed requests RSA-2048; gunicorn config/gunicorn.conf.py", header, "-" * len(header)]
+    for name, scenario, r in rows:
+        peer = node_by_scenario.get(scenario)
+        vs_node = f"{r['rps'] / peer['rps']:.2f}x" if peer and not name.startswith("Node") else ""
+        lines.append(f"{name:<22}{scenario:<21}{r['rps']:>8.0f}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['errors']:>7}"
+                     f"{r['rps'] / floor:>8.0%}{vs_node:>9}{r['rss']:>11.1f}{r['fetches']:>12}")
+        if r.get("note"):
+            lines.append(f"    note: {r['note']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
