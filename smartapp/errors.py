@@ -78,3 +78,35 @@ class VersionConflict(SmartAppError):
 
     status = 409
     reason = "version_conflict"
+
+
+class OAuthLinkError(SmartAppError):
+    """An account-link callback that cannot complete: no pending link, a bad callback, a refused code."""
+
+    status = 400
+    reason = "oauth_link_failed"
+
+
+class ProviderRejected(SmartAppError):
+    """A token endpoint answered with an OAuth error; `error` is its RFC 6749 code (e.g. invalid_grant)."""
+
+    status = 400
+    reason = "oauth_provider_rejected"
+
+    def __init__(self, error: str, detail: str = "") -> None:
+        self.error = error
+        super().__init__(detail=detail or f"error={error}")
+
+
+class ReauthRequired(SmartAppError):
+    """A refresh token proved dead: the user must link again (provider) or SmartThings must send UPDATE."""
+
+    status = 400
+    reason = "reauth_required"
+
+
+class UnknownInstallation(SmartAppError):
+    """A token was asked for an installation this service does not know."""
+
+    status = 400
+    reason = "unknown_installation"

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from smartapp.deadline import Deadline
+from smartapp.oauth.provider import Provider
 from smartapp.settings import Settings
 from smartapp.smartthings import SmartThingsClient
 from smartapp.store import Store
+from smartapp.tokens import TokenKeeper
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class Services:
     smartthings: SmartThingsClient
     settings: Settings
     clock: Callable[[], float]
+    oauth: Provider | None = None       # the third-party provider; None when SMARTAPP_OAUTH_PROVIDER is unset
+    tokens: TokenKeeper | None = None   # "a valid token for installation X", single-flight refresh
 
 
 @dataclass(frozen=True)

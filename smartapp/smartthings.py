@@ -1,4 +1,4 @@
-"""The SmartThings REST calls this service makes: subscriptions and registration confirmation."""
+"""The SmartThings REST calls this service makes: subscriptions, registration confirmation, token refresh."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 import requests
 
 from smartapp.deadline import Deadline
-from smartapp.errors import UpstreamUnavailable
+from smartapp.errors import ProviderRejected, UpstreamUnavailable
+from smartapp.oauth.grant import Grant, error_code, grant_from_token_response
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,34 @@ class SmartThingsClient:
 
     def delete_subscriptions(self, installed_app_id: str, token: str, *, deadline: Deadline) -> None:
         self._call("DELETE", f"/installedapps/{installed_app_id}/subscriptions", token=token, deadline=deadline)
+
+    def refresh_token(self, refresh_token: str, *, token_url: str, client_id: str, client_secret: str,
+                      timeout: float) -> Grant:
+        """One refresh at the SmartThings token endpoint (PROTOCOL.md §4.2); both tokens come back new."""
+        try:
+            response = self.session.post(
+                token_url,
+                data={"grant_type": "refresh_token", "client_id": client_id, "refresh_token": refresh_token},
+                auth=(client_id, client_secret),
+                headers={"Accept": "application/json"},
+                timeout=(min(self.connect_timeout, timeout), timeout),
+                allow_redirects=False,
+            )
+        except requests.Timeout as error:
+            raise UpstreamUnavailable("smartthings_token_timeout", type(error).__name__) from None
+        except requests.RequestException as error:
+            raise UpstreamUnavailable("smartthings_token_unreachable", type(error).__name__) from None
+        if response.status_code >= 500 or response.status_code == 429:
+            raise UpstreamUnavailable("smartthings_token_error", f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "error" in body:
+            raise ProviderRejected(error_code(body["error"]), f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            raise UpstreamUnavailable("smartthings_token_error", f"HTTP {response.status_code}")
+        return grant_from_token_response(body, initial=False)
 
     def confirmation_url_allowed(self, url: str) -> bool:
         """Only an https (or configured-scheme) URL on the configured API host may be fetched (no SSRF)."""

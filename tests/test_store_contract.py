@@ -541,3 +541,37 @@ def test_open_store_never_falls_back_when_redis_is_down(tmp_path, cipher):
         store.update(IAID, {"locale": "en"})
     assert not (tmp_path / "x.db").exists()
     store.close()
+
+
+# --- LinkStore.pending: a re-rendered configuration page reuses the pending verifier --------------
+
+
+def test_pending_reads_without_consuming(store, backend, cipher):
+    assert store.pending(IAID) is None
+    store.issue(IAID, {"verifier": "pkce-canary-verifier"}, ttl_seconds=600)
+    other_worker = backend.reopen(cipher)
+    assert store.pending(IAID) == other_worker.pending(IAID) == {"verifier": "pkce-canary-verifier"}
+    assert store.pending(OTHER) is None
+    assert other_worker.consume(IAID) == {"verifier": "pkce-canary-verifier"}
+    assert store.pending(IAID) is None
+
+
+def test_pending_expires(store, backend):
+    store.issue(IAID, {"verifier": "v"}, ttl_seconds=0.15)
+    backend.clock.advance(1)
+    time.sleep(0.25)
+    assert store.pending(IAID) is None
+
+
+def test_unreadable_pending_is_absent_and_left_in_place(store, backend, store_log):
+    store.issue(IAID, {"verifier": "v"}, ttl_seconds=600)
+    stranger = backend.reopen(TokenCipher([Fernet.generate_key().decode()]))
+    assert stranger.pending(IAID) is None
+    assert [r.field for r in store_log if r.getMessage() == "corrupt_record"] == ["link"]
+    assert store.pending(IAID) == {"verifier": "v"}
+
+
+def test_provider_region_and_account_round_trip(store):
+    store.update(IAID, {"provider": "tuya", "provider_region": "eu", "provider_user_id": "ay1500000000"})
+    record = store.get(IAID)
+    assert (record.provider, record.provider_region, record.provider_user_id) == ("tuya", "eu", "ay1500000000")

@@ -32,6 +32,10 @@ class LinkStore(Protocol):
 
     def consume(self, installed_app_id: str) -> dict | None: ...
 
+    def pending(self, installed_app_id: str) -> dict | None:
+        """The unexpired pending link without consuming it (a re-rendered page reuses its verifier)."""
+        ...
+
 
 class ReplayGuard(Protocol):
     def claim(self, marker: str, *, ttl_seconds: float) -> bool: ...

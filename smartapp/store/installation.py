@@ -25,6 +25,8 @@ class Installation:
     provider_token_expires_at: float | None = None
     provider_refresh_token_issued_at: float | None = None
     provider_scope: str | None = None
+    provider_region: str | None = None     # the data centre the link was made in (Tuya)
+    provider_user_id: str | None = None    # the linked account's id at the provider (Tuya uid)
     reauth_required: str | None = None     # reason code when a refresh token proved dead
     created_at: float | None = None
     updated_at: float | None = None

@@ -269,6 +269,11 @@ class RedisStore:
             return None
         return decode_link(self.cipher, installed_app_id, reply[2])
 
+    def pending(self, installed_app_id: str) -> dict | None:
+        with _unavailable_as_503():
+            token = self.client.get(self.link_key(installed_app_id))
+        return None if token is None else decode_link(self.cipher, installed_app_id, token)
+
     # --- ReplayGuard --------------------------------------------------------------------------
 
     def claim(self, marker: str, *, ttl_seconds: float) -> bool:

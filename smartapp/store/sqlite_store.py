@@ -222,6 +222,13 @@ class SqliteStore:
             return None
         return decode_link(self.cipher, installed_app_id, row[0])
 
+    def pending(self, installed_app_id: str) -> dict | None:
+        check_installed_app_id(installed_app_id)
+        with _unavailable_as_503():
+            row = self._connection().execute("SELECT data FROM links WHERE installed_app_id = ? AND expires_at > ?",
+                                             (installed_app_id, float(self.clock()))).fetchone()
+        return None if row is None else decode_link(self.cipher, installed_app_id, row[0])
+
     # --- ReplayGuard --------------------------------------------------------------------------
 
     def claim(self, marker: str, *, ttl_seconds: float) -> bool:

@@ -1,0 +1,185 @@
+"""The `refresh-due` sweep: refresh every token pair that expires soon or whose refresh token is ageing."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from smartapp.deadline import Deadline
+from smartapp.errors import SmartAppError
+from smartapp.settings import ConfigError, Settings
+from smartapp.store import Installation, Store
+from smartapp.tokens import KINDS, TokenKeeper, TokenKind, expires_within
+
+log = logging.getLogger(__name__)
+
+# SmartThings refresh tokens die after 30 days unused (PROTOCOL.md §4.2): renew them well before.
+REFRESH_TOKEN_MAX_AGE = 25 * 24 * 3600
+DEFAULT_WITHIN_SECONDS = 3600
+# One installation's refreshes: lock wait plus one token call each, with room to spare.
+INSTALLATION_BUDGET_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    installed_app_id: str
+    token_kind: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    checked: int = 0                      # installations looked at
+    refreshed: int = 0                    # token pairs this run refreshed
+    already_fresh: int = 0                # due when listed, refreshed meanwhile by another host or worker
+    needs_reauth: tuple[str, ...] = ()    # flagged before this run; not retried (needs UPDATE or a re-link)
+    failures: tuple[Failure, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> int:
+        """Non-zero when any refresh failed in this run (a scheduler's alert)."""
+        return 1 if self.failures else 0
+
+
+def is_due(record: Installation, kind: TokenKind, *, now: float, within_seconds: float) -> bool:
+    if getattr(record, kind.refresh) is None or record.reauth_required == kind.rejected:
+        return False
+    if expires_within(record, kind, within_seconds, now=now):
+        return True
+    issued_at = getattr(record, kind.issued_at)
+    return issued_at is not None and now - issued_at > REFRESH_TOKEN_MAX_AGE
+
+
+def sweep(*, store: Store, keeper: TokenKeeper, within_seconds: float = DEFAULT_WITHIN_SECONDS,
+          concurrency: int = 8, clock: Callable[[], float] = time.time) -> RefreshReport:
+    """Safe on several hosts at once: each refresh re-checks due-ness under the installation's lock."""
+    ids = list(store.installed_app_ids())
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="refresh-due") as pool:
+        outcomes = list(pool.map(lambda iaid: _one(iaid, store, keeper, within_seconds, clock), ids))
+    counts = {"refreshed": 0, "already_fresh": 0}
+    needs_reauth: list[str] = []
+    failures: list[Failure] = []
+    for installed_app_id, results in zip(ids, outcomes):
+        for kind_name, result in results:
+            if result in counts:
+                counts[result] += 1
+            elif result == "flagged":
+                needs_reauth.append(installed_app_id)
+            else:
+                failures.append(Failure(installed_app_id, kind_name, result))
+    return RefreshReport(checked=len(ids), needs_reauth=tuple(dict.fromkeys(needs_reauth)),
+                         failures=tuple(failures), **counts)
+
+
+def _one(installed_app_id: str, store: Store, keeper: TokenKeeper, within_seconds: float,
+         clock: Callable[[], float]) -> list[tuple[str, str]]:
+    """(kind, outcome) for each due pair: refreshed, already_fresh, flagged, or a failure reason."""
+    results: list[tuple[str, str]] = []
+    deadline = Deadline.after(INSTALLATION_BUDGET_SECONDS)
+    try:
+        record = store.get(installed_app_id)
+    except SmartAppError as error:
+        return [("store", error.reason)]
+    if record is None:
+        return results  # uninstalled since the listing
+    for kind in KINDS.values():
+        if record.reauth_required == kind.rejected:
+            results.append((kind.name, "flagged"))
+            continue
+        if not is_due(record, kind, now=clock(), within_seconds=within_seconds):
+            continue
+        if kind.name not in keeper.refreshers:
+            log.warning("refresh_skipped", extra={"reason": "provider_not_configured",
+                                                  "installedAppId": installed_app_id, "tokenKind": kind.name})
+            continue
+        try:
+            outcome = keeper.refresh_if(installed_app_id, kind.name,
+                                        lambda latest, k=kind: is_due(latest, k, now=clock(),
+                                                                      within_seconds=within_seconds),
+                                        deadline=deadline)
+            results.append((kind.name, "refreshed" if outcome.refreshed else "already_fresh"))
+        except SmartAppError as error:
+            results.append((kind.name, error.reason))
+        except Exception:  # noqa: BLE001 - one broken installation must not stop the sweep
+            log.exception("refresh_crashed", extra={"reason": "internal_error", "installedAppId": installed_app_id,
+                                                    "tokenKind": kind.name})
+            results.append((kind.name, "internal_error"))
+    return results
+
+
+def run(*, settings: Settings, within_seconds: float = DEFAULT_WITHIN_SECONDS, concurrency: int = 8,
+        clock: Callable[[], float] = time.time) -> RefreshReport:
+    """Open the configured store and sweep it; ConfigError when the settings cannot run."""
+    from smartapp.app import build_cipher
+    from smartapp.oauth import build_provider
+    from smartapp.smartthings import SmartThingsClient
+    from smartapp.store import open_store
+    from smartapp.tokens import build_keeper
+
+    problems = settings.problems()
+    if problems:
+        raise ConfigError(problems)
+    provider = build_provider(settings)
+    store = open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path, cipher=build_cipher(settings),
+                       clock=clock)
+    try:
+        keeper = build_keeper(store=store, smartthings=SmartThingsClient(api_url=settings.api_url),
+                              settings=settings, provider=provider, clock=clock)
+        return sweep(store=store, keeper=keeper, within_seconds=within_seconds, concurrency=concurrency, clock=clock)
+    finally:
+        store.close()
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)\Z")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """`3600`, `90m`, `1h`, `2d` -> seconds (argparse type)."""
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 3600, 90m, 1h, 2d)")
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register `refresh-due` on the `smartapp` command's subparsers; it runs `main(args)`."""
+    parser = subparsers.add_parser(
+        "refresh-due", help="refresh tokens that expire soon or whose refresh token is older than 25 days",
+        description="Refresh every installation whose access token expires within --within or whose refresh "
+                    "token is older than 25 days. Safe to run on several hosts at once. Exit status 1 if any "
+                    "refresh failed, 2 on a bad configuration.")
+    parser.add_argument("--within", type=duration, default=float(DEFAULT_WITHIN_SECONDS),
+                        help="refresh access tokens expiring within this time (default 1h)")
+    parser.add_argument("--concurrency", type=int, default=8, help="installations refreshed in parallel (default 8)")
+    parser.set_defaults(run=main)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    from smartapp import logs
+
+    try:
+        settings = Settings.from_env()
+        logs.configure(settings.log_format)
+        report = run(settings=settings, within_seconds=args.within, concurrency=args.concurrency)
+    except ConfigError as error:
+        print("configuration problems:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    except SmartAppError as error:
+        print(f"refresh-due: cannot read the store ({error.reason})", file=sys.stderr)
+        return 1
+    print(f"refresh-due: {report.checked} installations checked, {report.refreshed} refreshed, "
+          f"{report.already_fresh} already fresh, {len(report.needs_reauth)} need re-authorisation, "
+          f"{len(report.failures)} failed")
+    for failure in report.failures:
+        print(f"  failed: {failure.installed_app_id} {failure.token_kind}: {failure.reason}", file=sys.stderr)
+    return report.exit_code
