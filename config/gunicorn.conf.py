@@ -3,21 +3,41 @@
 import multiprocessing
 import os
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+from smartapp.settings import read_dotenv
+
+# Development: PORT and friends may sit in `.env` like the service's own settings; real variables win.
+env = {**read_dotenv(".env"), **os.environ}
+
+bind = f"0.0.0.0:{env.get('PORT') or '8000'}"
 # Short CPU-bound requests (JSON + one RSA verify + one store round trip): sync workers, about two per core.
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Heroku sets WEB_CONCURRENCY from the dyno size.
+workers = int(env.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2)
+worker_class = env.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(env.get("GUNICORN_THREADS", "1"))
 # Backstop only: a request's own budget is 8 s (SmartThings gives 10 s); stay below Heroku's 30 s router.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "20"))
+timeout = int(env.get("GUNICORN_TIMEOUT", "20"))
 graceful_timeout = 20
+# Under the router's idle timeout (Heroku: 90 s), so the router, not gunicorn, closes idle connections last.
 keepalive = 5
+# Each worker opens its own store connections after the fork (SQLite and Redis clients must not be shared).
+preload_app = False
 # HTTP parsing limits (gunicorn's defaults, stated so a change is deliberate).
 limit_request_line = 4094
 limit_request_fields = 100
 limit_request_field_size = 8190
-# Trust X-Forwarded-* only from the local proxy unless told otherwise (Heroku sets this to "*").
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# X-Forwarded-Proto/For are trusted only from these addresses. On Heroku every request comes through the
+# router and dynos cannot be reached directly, so trusting all ("*") is right there; elsewhere only the
+# local proxy unless FORWARDED_ALLOW_IPS says otherwise.
+forwarded_allow_ips = env.get("FORWARDED_ALLOW_IPS") or ("*" if env.get("DYNO") else "127.0.0.1")
+# The worker heartbeat file: on a container's overlay filesystem it can stall workers, /dev/shm cannot.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# gunicorn >= 25 opens a control socket under $HOME by default: unused here, shared by every instance of one
+# user, and unwritable for a container user without a home. (Older gunicorn ignores this name.)
+control_socket_disable = True
+# The app logs one line per request itself; set GUNICORN_ACCESS_LOG=- for gunicorn's access log too.
+accesslog = env.get("GUNICORN_ACCESS_LOG") or None
+# The path without its query (%(U)s, not the request line %(r)s): a target URL like `/hook?code=...` must not
+# put its secret into the access log. No referer either.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 errorlog = "-"
-loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+loglevel = env.get("GUNICORN_LOG_LEVEL", "info")

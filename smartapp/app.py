@@ -9,8 +9,11 @@ from typing import Any, Callable, Mapping
 
 from flask import Flask
 
-from smartapp import logs, webhook
+from smartapp import banner, logs, webhook
+from smartapp.devapi import SimulatorAwareSession
+from smartapp.devkey import dev_key_id, dev_key_path, load_or_create_dev_key, trusting_dev_key
 from smartapp.keys import KeyResolver, load_public_key
+from smartapp.oauth import build_provider
 from smartapp.errors import StoreUnavailable
 from smartapp.settings import ConfigError, Settings
 from smartapp.signature import Verifier
@@ -18,6 +21,7 @@ from smartapp.smartthings import SmartThingsClient
 from smartapp.services import Services
 from smartapp.store import open_store
 from smartapp.store.cipher import TokenCipher, load_or_create_key_file
+from smartapp.tokens import build_keeper
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Callable[[], f
     if problems:
         raise ConfigError(problems)
     logs.configure(settings.log_format)
+    provider = build_provider(settings)  # ConfigError names a missing client id, URL or region
 
     store = open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path,
                        cipher=build_cipher(settings), clock=clock)
@@ -53,17 +58,29 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Callable[[], f
         log.warning("store_unreachable_at_start", extra={"store": store.describe()})
     configured_key = load_public_key(settings.public_key_text()) if settings.public_key else None
     resolver = KeyResolver(key_server=settings.key_server, configured_key=configured_key, clock=clock)
+    resolve_key, trusted_dev_key_id = resolver.resolve, None
+    if settings.dev_mode:
+        # Reached only when settings.problems() found no production sign (see Settings.dev_mode_problems).
+        dev_public_key = load_or_create_dev_key(dev_key_path(settings.db_path)).public_key()
+        resolve_key = trusting_dev_key(resolver.resolve, dev_public_key)
+        trusted_dev_key_id = dev_key_id(dev_public_key)
     app = Flask(__name__)
+    app.wsgi_app = logs.RequestIds(app.wsgi_app)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    smartthings = SmartThingsClient(api_url=settings.api_url,
+                                    session=SimulatorAwareSession() if settings.dev_mode else None)
     app.extensions["smartapp"] = Services(
         store=store,
-        smartthings=SmartThingsClient(api_url=settings.api_url),
+        smartthings=smartthings,
         settings=settings,
         clock=clock,
+        oauth=provider,
+        tokens=build_keeper(store=store, smartthings=smartthings, settings=settings, provider=provider, clock=clock),
     )
     app.extensions["smartapp.verifier"] = Verifier(
-        resolve_key=resolver.resolve, public_path=settings.public_path, clock=clock,
+        resolve_key=resolve_key, public_path=settings.public_path, clock=clock,
     )
     webhook.register(app, settings)
-    log.info("smartapp_started", extra={"store": store.describe(), "publicPath": settings.public_path})
+    environ = {**os.environ, **{name: str(value) for name, value in (config or {}).items()}}
+    banner.announce(settings, environ, store_description=store.describe(), dev_key_id=trusted_dev_key_id)
     return app

@@ -53,14 +53,19 @@ class Settings:
     oauth_token_url: str | None = None
     oauth_scope: str | None = None
     oauth_redirect_uri: str = "https://api.smartthings.com/oauth/callback"
+    oauth_client_auth: str | None = None  # client_secret_basic | client_secret_post; preset per provider
+    oauth_issuer: str | None = None  # the provider's exact RFC 9207 `iss`, when known (mix-up defence)
     tuya_region: str = "us"
     log_format: str = "json"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    dev_mode: bool = False  # trust the local development signing key (smartapp simulate); never in production
+    dyno: str | None = None  # set by Heroku on every dyno: a production sign with an ephemeral disk
 
     # Environment variable name for each field (the contract in INTERFACE.md).
     ENV_NAMES = {
         "redis_url": "REDIS_URL",
         "log_format": "LOG_FORMAT",
+        "dyno": "DYNO",
     }
 
     @classmethod
@@ -83,6 +88,8 @@ class Settings:
                     values[item.name] = int(raw)
                 except ValueError:
                     raise ConfigError([f"{cls.env_name(item.name)} must be a whole number of bytes"]) from None
+            elif item.name == "dev_mode":
+                values[item.name] = _parse_switch(cls.env_name(item.name), raw)
             else:
                 values[item.name] = raw
         return cls(**values)
@@ -139,7 +146,22 @@ class Settings:
                 found.append(f"SMARTAPP_PUBLIC_KEY cannot be used: {error}")
         if self.oauth_provider and self.oauth_provider not in ("generic", "github", "lifx", "tuya"):
             found.append("SMARTAPP_OAUTH_PROVIDER must be one of generic, github, lifx, tuya")
+        found.extend(self.dev_mode_problems())
         return found
+
+    def dev_mode_problems(self) -> list[str]:
+        """Development mode trusts a key kept on this disk, so any sign of production refuses it."""
+        if not self.dev_mode:
+            return []
+        signs = []
+        if self.redis_url:
+            signs.append("REDIS_URL is set (the production store)")
+        if self.dyno:
+            signs.append("DYNO is set (running on Heroku)")
+        if self.public_url and not _is_loopback_url(self.public_url):
+            signs.append("SMARTAPP_PUBLIC_URL points at a public host")
+        return [f"SMARTAPP_DEV_MODE=1 cannot be combined with production settings: {sign}; "
+                "unset SMARTAPP_DEV_MODE (development mode is for a local instance only)" for sign in signs]
 
 
 class ConfigError(Exception):
@@ -148,6 +170,20 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
+
+
+def _parse_switch(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError([f"{name} must be 1 or 0"])
+
+
+def _is_loopback_url(value: str) -> bool:
+    host = (urlsplit(value).hostname or "").lower()
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def _is_http_url(value: str) -> bool:

@@ -109,3 +109,30 @@ def make_app(cloud, tmp_path, request):
         return create_app(env)
 
     return factory
+
+
+@pytest.fixture
+def smartapp_log():
+    """Every record of the `smartapp` loggers; `.raw()` is all their text unscrubbed, for secret checks."""
+    import logging
+
+    class Capture(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+        def reasons(self) -> list[str]:
+            return [getattr(r, "reason", None) for r in self.records]
+
+        def raw(self) -> str:
+            """Messages and every field unscrubbed, so a secret check does not lean on the scrubber."""
+            return "\n".join(repr((r.getMessage(), vars(r), r.exc_text)) for r in self.records)
+
+    capture = Capture()
+    logger = logging.getLogger("smartapp")
+    logger.addHandler(capture)
+    yield capture
+    logger.removeHandler(capture)

@@ -4,57 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import service_environment, load_fixture
-from tests.fakes.redis_server import free_port
+from tests.service import Gunicorn
 from tests.signing import Signer
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
-
-
-class Gunicorn:
-    """The service as the Procfile runs it: gunicorn with config/gunicorn.conf.py."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTAPP_") and k != "REDIS_URL"}
-        full_env.update(env, PORT=str(self.port), WEB_CONCURRENCY="2")
-        self.log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}",
-             "smartapp:create_app()"],
-            cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.url + "/healthz", timeout=0.5).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.1)
-            if self.process.poll() is not None:
-                break
-        self.stop()
-        raise RuntimeError("gunicorn did not start: " + log_path.read_text()[-2000:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
 
 
 @pytest.fixture
