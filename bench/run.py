@@ -220,6 +220,10 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--distinct", type=int, default=40000, help="distinct signed requests per scenario")
     parser.add_argument("--quick", action="store_true", help="only the default deployment, the Node cluster, the floor")
+    parser.add_argument("--scenarios", help="comma-separated scenario names to run (default: all)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=VAR=VALUE,...",
+                        help="an extra smartapp deployment to measure, e.g. 'gthread=GUNICORN_WORKER_CLASS=gthread,"
+                             "GUNICORN_THREADS=4'; measured with a floor of the same configuration")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server", "node", "npm"):
         if not shutil.which(tool):
@@ -255,6 +259,7 @@ def main() -> int:
         ]
     print(f"signed in {time.time() - started:.0f} s", flush=True)
 
+    chosen = [s for s in scenarios if not args.scenarios or s.name in args.scenarios.split(",")]
     service_env = {"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
                    "SMARTAPP_DB_PATH": str(work / "bench.db"), "LOG_FORMAT": "json"}
     targets = [
@@ -271,6 +276,12 @@ def main() -> int:
         ]
         targets.append(node("Node SDK single", 1, keys.url))
 
+    for spec in args.variant:
+        name, _, assignments = spec.partition("=")
+        extra = dict(item.split("=", 1) for item in assignments.split(",") if item)
+        targets.insert(-1, gunicorn(f"floor {name}", "bench.bare_app:app", extra, "floor"))
+        targets.insert(-1, gunicorn(f"smartapp {name}", "smartapp:create_app()", {**service_env, **extra}, "smartapp"))
+
     import redis as redis_py
 
     admin = redis_py.Redis.from_url(redis.url)
@@ -280,7 +291,7 @@ def main() -> int:
             target.start()
             try:
                 precheck(target, key)
-                for scenario in scenarios[:1] if target.kind == "floor" else scenarios:
+                for scenario in scenarios[:1] if target.kind == "floor" else chosen:
                     admin.flushall()  # fresh replay cache: every signed request is new to the service
                     before = keys.total_fetches
                     result = run_wrk(target.url, scenario, duration=args.duration, connections=args.connections)
@@ -308,8 +319,17 @@ def _ping(job: tuple[str, int]) -> bytes:
     return raw_request(ping_body(job[1]), {})
 
 
+def _floor_of(name: str, floors: dict[str, float], default: float) -> float:
+    """A variant is compared with the bare app under the same gunicorn settings."""
+    for prefix in ("smartapp ", "floor "):
+        if name.startswith(prefix) and f"floor {name[len(prefix):]}" in floors:
+            return floors[f"floor {name[len(prefix):]}"]
+    return default
+
+
 def render(rows: list[tuple[str, str, dict]], args: argparse.Namespace) -> str:
-    floor = next(r["rps"] for name, _, r in rows if name.startswith("floor"))
+    floors = {name: r["rps"] for name, _, r in rows if name.startswith("floor")}
+    default_floor = floors["floor: bare Flask"]
     node_by_scenario = {scenario: r for name, scenario, r in rows if name == "Node SDK cluster x2"}
     header = (f"{'target':<22}{'scenario':<21}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
               f"{'/floor':>8}{'/Node x2':>9}{'RSS/wkr MB':>11}{'key fetches':>12}")
@@ -319,7 +339,7 @@ def render(rows: list[tuple[str, str, dict]], args: argparse.Namespace) -> str:
         peer = node_by_scenario.get(scenario)
         vs_node = f"{r['rps'] / peer['rps']:.2f}x" if peer and not name.startswith("Node") else ""
         lines.append(f"{name:<22}{scenario:<21}{r['rps']:>8.0f}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['errors']:>7}"
-                     f"{r['rps'] / floor:>8.0%}{vs_node:>9}{r['rss']:>11.1f}{r['fetches']:>12}")
+                     f"{r['rps'] / _floor_of(name, floors, default_floor):>8.0%}{vs_node:>9}{r['rss']:>11.1f}{r['fetches']:>12}")
         if r.get("note"):
             lines.append(f"    note: {r['note']}")
     return "\n".join(lines)

@@ -28,4 +28,9 @@ class Context:
     """Per request: the time budget for remote calls and the public URL SmartThings called."""
 
     deadline: Deadline
-    target_url: str
+    # Worked out only when asked (CONFIRMATION): rebuilding a URL from the request costs on every request.
+    target_url_of: Callable[[], str]
+
+    @property
+    def target_url(self) -> str:
+        return self.target_url_of()

@@ -10,6 +10,7 @@ import requests
 from smartapp.deadline import Deadline
 from smartapp.errors import ProviderRejected, UpstreamUnavailable
 from smartapp.oauth.grant import Grant, error_code, grant_from_token_response
+from smartapp.outbound import settle_environment
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class SmartThingsClient:
         self.api_url = api_url.rstrip("/")
         api = urlsplit(self.api_url)
         self._api_origin = (api.scheme, api.hostname, api.port)
-        self.session = session or requests.Session()
+        self.session = session or settle_environment(requests.Session(), self.api_url)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
 

@@ -13,6 +13,7 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 
 from smartapp.errors import ProviderRejected, UpstreamUnavailable
+from smartapp.outbound import settle_environment
 from smartapp.oauth.grant import Grant, error_code, grant_from_token_response
 from smartapp.oauth.provider import ProviderConfig
 
@@ -59,7 +60,7 @@ class StandardProvider:
                                 token_endpoint_auth_method=self.config.auth_method)
         session.register_client_auth_method(("client_secret_basic", _client_secret_basic))
         session.headers["User-Agent"] = USER_AGENT  # LIFX integrations send one explicitly
-        return session
+        return settle_environment(session, self.config.token_url)
 
     def _timeouts(self, timeout: float) -> tuple[float, float]:
         return min(self.config.connect_timeout, timeout), timeout

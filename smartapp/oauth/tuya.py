@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from smartapp.errors import ProviderRejected, UpstreamUnavailable
+from smartapp.outbound import settle_environment
 from smartapp.oauth.grant import Grant, is_token, lifetime
 from smartapp.oauth.presets import TUYA_HOSTS
 from smartapp.oauth.provider import ProviderConfig
@@ -53,7 +54,7 @@ class TuyaProvider:
         self.config = config
         self.clock = clock
         self.nonce = nonce
-        self.session = session or requests.Session()
+        self.session = session or settle_environment(requests.Session(), self.base_url(config.region))
 
     def base_url(self, region: str | None) -> str:
         # The exchange and every refresh go to the data centre the link was made in (OAUTH.md §1.1).
