@@ -136,3 +136,28 @@ def smartapp_log():
     logger.addHandler(capture)
     yield capture
     logger.removeHandler(capture)
+
+
+@pytest.fixture
+def client(app):
+    """The Flask test client of the module's `app` fixture."""
+    return app.test_client()
+
+
+@pytest.fixture
+def store(app):
+    """The store of the module's `app` fixture (modules testing stores directly define their own)."""
+    return app.extensions["smartapp"].store
+
+
+# The SmartApp's own OAuth client (SMARTAPP_CLIENT_ID/SECRET), as SmartThings' token endpoint knows it.
+ST_CLIENT_ID, ST_CLIENT_SECRET = "st-client", "st-secret-canary-0d1e"
+
+
+@pytest.fixture
+def smartthings_tokens(cloud):
+    """SmartThings' token endpoint on the API fake (SMARTAPP_TOKEN_URL), single-use refresh tokens."""
+    from tests.fakes.oauth_provider import TokenAuthority
+
+    return TokenAuthority(client_id=ST_CLIENT_ID, client_secret=ST_CLIENT_SECRET, expires_in=86399,
+                          token_prefix="st-").mount(cloud.api, token_path="/oauth/token")

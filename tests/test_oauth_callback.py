@@ -47,16 +47,6 @@ def app(build):
     return build()
 
 
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def store(app):
-    return app.extensions["smartapp"].store
-
-
 def configuration_page(client, signer, iaid: str = IAID) -> dict:
     body = load_fixture("configuration_page.json")
     body["executionId"] = str(uuid.uuid4())  # distinct signatures: the replay guard must not swallow a re-render

@@ -15,10 +15,9 @@ import pytest
 from smartapp import refresh_due
 from smartapp.settings import Settings
 from smartapp.store import TokenCipher, open_store
-from tests.conftest import TOKEN_KEY
+from tests.conftest import ST_CLIENT_ID, ST_CLIENT_SECRET, TOKEN_KEY
 from tests.fakes.oauth_provider import FakeAuthorizationServer, TokenAuthority
 
-ST_CLIENT_ID, ST_CLIENT_SECRET = "st-client", "st-secret"
 DAY = 86400
 
 
@@ -27,12 +26,6 @@ def provider_server():
     server = FakeAuthorizationServer(expires_in=7200).start()  # longer than --within's default hour
     yield server
     server.stop()
-
-
-@pytest.fixture
-def smartthings_tokens(cloud):
-    return TokenAuthority(client_id=ST_CLIENT_ID, client_secret=ST_CLIENT_SECRET, expires_in=86399,
-                          token_prefix="st-").mount(cloud.api, token_path="/oauth/token")
 
 
 @pytest.fixture

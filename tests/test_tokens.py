@@ -10,12 +10,11 @@ import pytest
 from smartapp.deadline import Deadline
 from smartapp.errors import ProviderRejected, ReauthRequired, UnknownInstallation, UpstreamUnavailable
 from smartapp.tokens import PROVIDER, SMARTTHINGS, TokenKeeper
-from tests.conftest import load_fixture
+from tests.conftest import ST_CLIENT_ID, ST_CLIENT_SECRET, load_fixture
 from tests.fakes.oauth_provider import FakeAuthorizationServer, TokenAuthority
 from tests.webhook_client import post_signed
 
 IAID = "5d6e7f80-1a2b-4c3d-9e8f-0a1b2c3d4e5f"
-ST_CLIENT_ID, ST_CLIENT_SECRET = "st-client", "st-secret-canary-0d1e"
 
 
 @pytest.fixture
@@ -26,24 +25,12 @@ def provider_server():
 
 
 @pytest.fixture
-def smartthings_tokens(cloud):
-    """SmartThings' token endpoint on the API fake (SMARTAPP_TOKEN_URL), single-use refresh tokens."""
-    return TokenAuthority(client_id=ST_CLIENT_ID, client_secret=ST_CLIENT_SECRET, expires_in=86399,
-                          token_prefix="st-").mount(cloud.api, token_path="/oauth/token")
-
-
-@pytest.fixture
 def app(make_app, store_kind, provider_server, smartthings_tokens):
     return make_app(store_kind, SMARTAPP_CLIENT_ID=ST_CLIENT_ID, SMARTAPP_CLIENT_SECRET=ST_CLIENT_SECRET,
                     SMARTAPP_OAUTH_PROVIDER="generic", SMARTAPP_OAUTH_CLIENT_ID="client-1",
                     SMARTAPP_OAUTH_CLIENT_SECRET="secret-1",
                     SMARTAPP_OAUTH_AUTHORIZE_URL=provider_server.authorize_url,
                     SMARTAPP_OAUTH_TOKEN_URL=provider_server.token_url)
-
-
-@pytest.fixture
-def store(app):
-    return app.extensions["smartapp"].store
 
 
 @pytest.fixture

@@ -28,16 +28,6 @@ def app(make_app, store_kind):
     return make_app(store_kind)
 
 
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def store(app):
-    return app.extensions["smartapp"].store
-
-
 def test_ping_is_echoed_without_a_signature(client):
     body = load_fixture("ping.json")
     response = client.post("/", json=body)
