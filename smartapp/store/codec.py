@@ -132,3 +132,4 @@ def rotate_secrets(cipher: TokenCipher, installed_app_id: str, stored: Mapping[s
 KEYCHECK_ID = ""          # the key-check record belongs to no installation
 KEYCHECK_KIND = "keycheck"
 KEYCHECK_VALUE = "smartapp-keycheck-v1"
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,6 +19,7 @@ from smartapp.store.codec import (
     check_marker, decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
+from smartapp.store.lease import poll_for_lock
 from smartapp.store.installation import SECRET_FIELDS, Installation
 
 # Per attempt 0.5 s to connect and 0.5 s to answer, one retry after <= 0.2 s: a stopped or frozen
@@ -289,15 +289,9 @@ class RedisStore:
 
     def acquire(self, installed_app_id: str, *, ttl_seconds: float, wait_seconds: float) -> str | None:
         key = self.lock_key(installed_app_id)
-        owner = secrets.token_hex(16)
-        deadline = time.monotonic() + max(0.0, wait_seconds)
-        while True:
-            if self._run(self._take, [key], [owner, str(_milliseconds(ttl_seconds))])[0] == 1:
-                return owner
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            time.sleep(min(remaining, 0.03 + random.random() * 0.04))
+        lease = str(_milliseconds(ttl_seconds))
+        return poll_for_lock(lambda owner: self._run(self._take, [key], [owner, lease])[0] == 1,
+                             wait_seconds=wait_seconds)
 
     def release_lock(self, installed_app_id: str, owner: str) -> None:
         with _unavailable_as_503():

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
-import secrets
 import sqlite3
 import threading
 import time
@@ -19,6 +17,7 @@ from smartapp.store.codec import (
     decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
+from smartapp.store.lease import poll_for_lock
 from smartapp.store.installation import Installation
 
 BUSY_TIMEOUT_MS = 2000
@@ -254,24 +253,20 @@ class SqliteStore:
 
     def acquire(self, installed_app_id: str, *, ttl_seconds: float, wait_seconds: float) -> str | None:
         check_installed_app_id(installed_app_id)
-        owner = secrets.token_hex(16)
-        deadline = time.monotonic() + max(0.0, wait_seconds)
-        while True:
+
+        def take(owner: str) -> bool:
             now = float(self.clock())
             with self._transaction() as connection:
                 row = connection.execute("SELECT expires_at FROM locks WHERE installed_app_id = ?",
                                          (installed_app_id,)).fetchone()
-                taken = row is None or row[0] <= now  # an expired lease belongs to a holder that died
-                if taken:
-                    connection.execute(
-                        "INSERT OR REPLACE INTO locks (installed_app_id, owner, expires_at) VALUES (?, ?, ?)",
-                        (installed_app_id, owner, now + float(ttl_seconds)))
-            if taken:
-                return owner
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            time.sleep(min(remaining, 0.03 + random.random() * 0.04))
+                if row is not None and row[0] > now:
+                    return False  # held; an expired lease belongs to a holder that died
+                connection.execute(
+                    "INSERT OR REPLACE INTO locks (installed_app_id, owner, expires_at) VALUES (?, ?, ?)",
+                    (installed_app_id, owner, now + float(ttl_seconds)))
+            return True
+
+        return poll_for_lock(take, wait_seconds=wait_seconds)
 
     def release_lock(self, installed_app_id: str, owner: str) -> None:
         check_installed_app_id(installed_app_id)
