@@ -80,6 +80,27 @@ def test_simulate_drives_every_lifecycle_and_exits_zero(dev_service, cloud):
     assert cloud.api.calls == [] and cloud.keys.calls == []
 
 
+def test_simulate_with_a_provider_links_up_to_the_provider_refusing_the_made_up_code(cloud, tmp_path):
+    from tests.fakes.oauth_provider import FakeAuthorizationServer
+
+    provider = FakeAuthorizationServer().start()
+    env = {**dev_environment(cloud, tmp_path), "SMARTAPP_OAUTH_PROVIDER": "generic",
+           "SMARTAPP_OAUTH_CLIENT_ID": "client-1", "SMARTAPP_OAUTH_CLIENT_SECRET": "secret-1",
+           "SMARTAPP_OAUTH_AUTHORIZE_URL": provider.authorize_url, "SMARTAPP_OAUTH_TOKEN_URL": provider.token_url}
+    server = Gunicorn(env, tmp_path / "gunicorn.log", cwd=tmp_path)
+    server.env = env
+    try:
+        result = simulate(server)
+        assert result.returncode == 0, result.stdout + result.stderr
+        (line,) = [line for line in result.stdout.splitlines() if " OAUTH_CALLBACK " in line]
+        # The page issued a pending link, the callback consumed it, and the provider refused the code.
+        assert line.startswith("skip") and "oauth_exchange_failed" in line
+        assert provider.authority.token_calls == ["authorization_code"]
+    finally:
+        server.stop()
+        provider.stop()
+
+
 def test_simulate_install_then_event_then_uninstall(dev_service):
     install = simulate(dev_service, "--only", "INSTALL", "--installed-app-id", IAID)
     assert install.returncode == 0, install.stdout + install.stderr

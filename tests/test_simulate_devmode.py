@@ -122,7 +122,7 @@ def test_the_development_key_file_is_private_and_shared_by_racing_workers(tmp_pa
     ("INSTALL", 200, {"installData": {}}, "ok"),
     ("INSTALL", 200, {"updateData": {}}, "FAIL"),
     ("OAUTH_CALLBACK", 400, {"error": "oauth_not_configured"}, "skip"),
-    ("OAUTH_CALLBACK", 400, {"error": "oauth_provider_rejected"}, "skip"),
+    ("OAUTH_CALLBACK", 400, {"error": "oauth_exchange_failed"}, "skip"),
     ("OAUTH_CALLBACK", 400, {"error": "oauth_link_not_pending"}, "FAIL"),
     ("UPDATE", 503, {"error": "store_unavailable"}, "FAIL"),
     ("EVENT", 401, {"error": "unauthorized"}, "FAIL"),

@@ -44,7 +44,7 @@ def judge(step: str, status: int, answer: object, *, key_path: Path) -> Verdict:
     if step == "OAUTH_CALLBACK" and status == 400 and reason == "oauth_not_configured":
         return Verdict("skip", "no third-party provider is configured (SMARTAPP_OAUTH_PROVIDER unset): "
                                "nothing to link, as expected")
-    if step == "OAUTH_CALLBACK" and status == 400 and reason == "oauth_provider_rejected":
+    if step == "OAUTH_CALLBACK" and status == 400 and reason == "oauth_exchange_failed":
         # The link was pending and consumed; only the code is made up, and a real provider refuses it.
         return Verdict("skip", "the provider refused the simulated code, as expected: a real code only comes "
                                "from the provider's login page in the SmartThings app")
