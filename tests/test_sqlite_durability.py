@@ -165,3 +165,29 @@ def test_store_keeps_working_in_a_forked_child(tmp_path, key):
     record = store.get(IAID)
     assert (record.version, record.locale) == (2, "fr")
     store.close()
+
+
+OPEN_CHILD = """
+import os, sys
+from smartapp.store.cipher import TokenCipher
+from smartapp.store.sqlite_store import SqliteStore
+print("ready", flush=True)
+sys.stdin.readline()
+SqliteStore(sys.argv[1], TokenCipher([os.environ["TEST_STORE_KEY"]])).ping()
+print("opened", flush=True)
+"""
+
+
+def test_workers_opening_a_fresh_database_together_all_start(tmp_path, key):
+    """gunicorn boots every worker at once on a new deployment; switching to WAL must not fail any of them."""
+    for attempt in range(3):
+        path = str(tmp_path / f"fresh-{attempt}" / "smartapp.db")
+        children = [spawn(OPEN_CHILD, path, key=key) for _ in range(8)]
+        for child in children:
+            assert child.stdout.readline().strip() == "ready"
+        for child in children:  # release them together
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        outputs = [child.communicate(timeout=30) for child in children]
+        assert [child.returncode for child in children] == [0] * 8, [err[-500:] for _, err in outputs]
+        assert all("opened" in out for out, _ in outputs)

@@ -110,7 +110,7 @@ class SqliteStore:
             connection = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000,
                                          isolation_level=None, check_same_thread=False)
             connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            connection.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(connection)
             # FULL: every commit is fsynced to the WAL, so an acknowledged token survives power loss too.
             connection.execute("PRAGMA synchronous = FULL")
         with self._connections_lock:
@@ -118,6 +118,24 @@ class SqliteStore:
         self._local.connection = connection
         self._local.pid = pid
         return connection
+
+    def _enable_wal(self, connection: sqlite3.Connection) -> None:
+        """Switch a new file to WAL (the mode persists in the file).
+
+        Switching needs the file to itself, and SQLite answers "database is locked" at once, without
+        waiting for the busy timeout, when another process opens the new file at the same moment:
+        gunicorn workers booting together on a fresh deployment. So retry until the busy timeout.
+        """
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() == "wal":
+                    return
+            except sqlite3.OperationalError:
+                pass
+            if time.monotonic() >= deadline:
+                raise sqlite3.OperationalError("could not switch the database to WAL mode")
+            time.sleep(0.02)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
