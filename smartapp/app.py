@@ -66,7 +66,9 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Callable[[], f
         trusted_dev_key_id = dev_key_id(dev_public_key)
     app = Flask(__name__)
     app.wsgi_app = logs.RequestIds(app.wsgi_app)  # type: ignore[method-assign]
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # One byte over the limit: a chunked body (no Content-Length) is cut there rather than refused, so
+    # the webhook can tell "exactly at the limit" from "over it" by the length it got (see webhook.py).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     smartthings = SmartThingsClient(api_url=settings.api_url,
                                     session=SimulatorAwareSession() if settings.dev_mode else None)
     app.extensions["smartapp"] = Services(

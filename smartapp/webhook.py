@@ -71,6 +71,8 @@ def receive() -> Response:
             body = req.get_data(cache=False)
         except RequestEntityTooLarge:
             raise PayloadTooLarge() from None
+        if len(body) > services.settings.max_body_bytes:
+            raise PayloadTooLarge()  # a chunked body, cut by werkzeug one byte past the limit
         document = parse_json(body)
         name = lifecycle_name(document)
         fields["lifecycle"] = _short(name)

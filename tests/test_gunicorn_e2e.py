@@ -183,3 +183,24 @@ def test_a_stalled_body_does_not_stop_the_service(cloud, tmp_path, signer):
         assert send(server, signer, load_fixture("install.json")).status_code == 200
     finally:
         server.stop()
+
+
+def chunked(payload: bytes, size: int = 65536) -> bytes:
+    pieces = [payload[i:i + size] for i in range(0, len(payload), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+def test_a_chunked_body_is_limited_too(service, signer):
+    """No Content-Length to check up front: the size limit must hold while the body streams in."""
+    big = b'{"lifecycle":"EVENT","pad":"' + b"x" * (2 * 1024 * 1024) + b'"}'
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n")
+    answer = raw_http(service.port, head + chunked(big), wait=10)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
+
+    small = json.dumps(load_fixture("execute.json")).encode()
+    signed = signer.headers(small)
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n" + b"".join(
+        f"{name}: {value}\r\n".encode() for name, value in signed.items()) + b"\r\n"
+    answer = raw_http(service.port, head + chunked(small, 100), wait=10)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]

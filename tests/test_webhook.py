@@ -412,3 +412,13 @@ def test_redis_down_is_503_with_retry_after_and_nothing_written(make_app, signer
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert sorted(app.extensions["smartapp"].store.installed_app_ids()) == []
+
+
+def test_the_body_limit_is_exact(make_app, signer):
+    client = make_app("sqlite", SMARTAPP_MAX_BODY_BYTES="2000").test_client()
+    body = load_fixture("execute.json")
+    raw = json.dumps(body).encode()
+    at_limit = raw[:-1] + b" " * (2000 - len(raw)) + b"}"
+    assert len(at_limit) == 2000
+    assert post_signed(client, signer, at_limit).status_code == 200
+    assert post_signed(client, signer, at_limit + b" ", now=time.time() + 1).status_code == 413
