@@ -204,3 +204,16 @@ def test_a_chunked_body_is_limited_too(service, signer):
         f"{name}: {value}\r\n".encode() for name, value in signed.items()) + b"\r\n"
     answer = raw_http(service.port, head + chunked(small, 100), wait=10)
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
+@pytest.mark.parametrize("duplicate", ["Date", "Digest", "Authorization"])
+def test_duplicate_signature_headers_are_refused(service, signer, duplicate):
+    """Two Date/Digest/Authorization lines are ambiguous: never accepted, whichever copy is genuine."""
+    body = json.dumps(load_fixture("execute.json")).encode()
+    signed = signer.headers(body)
+    lines = [f"{name}: {value}\r\n".encode() for name, value in signed.items()]
+    lines.append(f"{duplicate}: {signed[duplicate]}\r\n".encode())
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n" % len(body)
+            + b"".join(lines) + b"\r\n")
+    answer = raw_http(service.port, head + body)
+    assert answer[:12] in (b"HTTP/1.1 400", b"HTTP/1.1 401"), answer[:200]
