@@ -26,11 +26,9 @@ from smartapp.tokens import build_keeper
 log = logging.getLogger(__name__)
 
 
-def build_settings(config: Mapping[str, Any] | None) -> Settings:
-    """Environment (and `.env`) first, then the caller's overrides, named as environment variables."""
-    environ = dict(os.environ)
-    environ.update({name: str(value) for name, value in (config or {}).items()})
-    return Settings.from_env(environ)
+def merged_environment(config: Mapping[str, Any] | None) -> dict[str, str]:
+    """The process environment with the caller's overrides, named as environment variables, on top."""
+    return {**os.environ, **{name: str(value) for name, value in (config or {}).items()}}
 
 
 def build_cipher(settings: Settings) -> TokenCipher:
@@ -42,7 +40,8 @@ def build_cipher(settings: Settings) -> TokenCipher:
 
 def create_app(config: Mapping[str, Any] | None = None, *, clock: Callable[[], float] = time.time) -> Flask:
     """Build the service. `config` overrides environment variables by name; `clock` is injectable for tests."""
-    settings = build_settings(config)
+    environ = merged_environment(config)
+    settings = Settings.from_env(environ)
     problems = settings.problems()
     if problems:
         raise ConfigError(problems)
@@ -83,6 +82,5 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Callable[[], f
         resolve_key=resolve_key, public_path=settings.public_path, clock=clock,
     )
     webhook.register(app, settings)
-    environ = {**os.environ, **{name: str(value) for name, value in (config or {}).items()}}
     banner.announce(settings, environ, store_description=store.describe(), dev_key_id=trusted_dev_key_id)
     return app

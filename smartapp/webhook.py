@@ -62,16 +62,18 @@ def receive() -> Response:
     extensions = current_app.extensions
     services: Services = extensions["smartapp"]
     verifier: Verifier = extensions["smartapp.verifier"]
-    fields: dict[str, object] = {"correlationId": _short(req.environ.get("HTTP_X_ST_CORRELATION"))}
+    settings = services.settings
+    # correlationId and requestId are already on every line of this request (logs.RequestIds).
+    fields: dict[str, object] = {}
     claimed_marker: str | None = None
     status, reason = 200, None
     try:
-        _check_transport(req, services.settings.max_body_bytes)
+        _check_transport(req, settings.max_body_bytes)
         try:
             body = req.get_data(cache=False)
         except RequestEntityTooLarge:
             raise PayloadTooLarge() from None
-        if len(body) > services.settings.max_body_bytes:
+        if len(body) > settings.max_body_bytes:
             raise PayloadTooLarge()  # a chunked body, cut by werkzeug one byte past the limit
         document = parse_json(body)
         name = lifecycle_name(document)
@@ -86,7 +88,6 @@ def receive() -> Response:
                 reason = "replay_suppressed"
                 return _json_response(envelope(lifecycle.name, {}))
             claimed_marker = verified.replay_marker
-        settings = services.settings
         context = Context(
             deadline=Deadline.after(REQUEST_BUDGET_SECONDS),
             target_url_of=lambda: settings.public_url or req.host_url.rstrip("/") + settings.public_path,
