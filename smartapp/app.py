@@ -64,13 +64,11 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Callable[[], f
         resolve_key = trusting_dev_key(resolver.resolve, dev_public_key)
         trusted_dev_key_id = dev_key_id(dev_public_key)
     app = Flask(__name__)
-    app.wsgi_app = logs.RequestIds(app.wsgi_app)  # type: ignore[method-assign]
-    # One byte over the limit: a chunked body (no Content-Length) is cut there rather than refused, so
-    # the webhook can tell "exactly at the limit" from "over it" by the length it got (see webhook.py).
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
+    # Only the webhook reads bodies, and it enforces its own limit; this covers any route added later.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     smartthings = SmartThingsClient(api_url=settings.api_url,
                                     session=SimulatorAwareSession() if settings.dev_mode else None)
-    app.extensions["smartapp"] = Services(
+    services = Services(
         store=store,
         smartthings=smartthings,
         settings=settings,
@@ -78,9 +76,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Callable[[], f
         oauth=provider,
         tokens=build_keeper(store=store, smartthings=smartthings, settings=settings, provider=provider, clock=clock),
     )
-    app.extensions["smartapp.verifier"] = Verifier(
-        resolve_key=resolve_key, public_path=settings.public_path, clock=clock,
-    )
-    webhook.register(app, settings)
+    app.extensions["smartapp"] = services
+    verifier = Verifier(resolve_key=resolve_key, public_path=settings.public_path, clock=clock)
+    app.extensions["smartapp.verifier"] = verifier
+    webhook.register(app, webhook.Webhook(services, verifier))
+    app.wsgi_app = logs.RequestIds(app.wsgi_app)  # type: ignore[method-assign]
     banner.announce(settings, environ, store_description=store.describe(), dev_key_id=trusted_dev_key_id)
     return app

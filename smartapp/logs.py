@@ -75,15 +75,38 @@ class RequestIds:
 
 def _fields(record: logging.LogRecord) -> dict:
     fields = dict(_request_ids.get())
-    fields.update((key, value) for key, value in vars(record).items()
-                  if key not in _STANDARD and not key.startswith("_"))
+    fields.update({key: value for key, value in vars(record).items()
+                   if key not in _STANDARD and key[0] != "_"})
     return fields
 
 
+# One encoder for every line: json.dumps with options builds a new one per call. It escapes CR/LF and
+# everything non-ASCII, so a hostile value cannot forge a second log line.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=True)
+
+
+class _UtcSecond:
+    """The ISO-8601 text of the current UTC second, worked out once per second instead of once per line."""
+
+    def __init__(self) -> None:
+        self.second, self.text = -1, ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self.second:
+            # Worker threads may race here; both compute the same text for the same second.
+            self.text, self.second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)), second
+        return self.text
+
+
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._utc_second = _UtcSecond()
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": f"{self._utc_second(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -91,8 +114,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        # json.dumps escapes CR/LF, so a hostile value cannot forge a second log line.
-        return scrub(json.dumps(entry, default=str, ensure_ascii=True))
+        return scrub(_ENCODER.encode(entry))
 
 
 class TextFormatter(logging.Formatter):

@@ -1,23 +1,26 @@
-"""The webhook route: the only code that reads `flask.request`; it verifies, parses, dispatches, answers."""
+"""The webhook: a plain WSGI callable that checks, verifies, parses, dispatches and answers each lifecycle POST."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from http import HTTPStatus
+from typing import Any, Callable, Iterable
 
-from flask import Flask, Request, Response, current_app, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Flask, Response, current_app
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request
 
 from smartapp.deadline import Deadline
 from smartapp.dispatch import dispatch, envelope
 from smartapp.errors import (
-    PayloadTooLarge, SmartAppError, StoreUnavailable, UnsupportedMediaType,
+    MalformedRequest, PayloadTooLarge, SmartAppError, StoreUnavailable, UnsupportedMediaType,
 )
 from smartapp.jsonbody import parse_json
 from smartapp.lifecycle import lifecycle_name, parse
 from smartapp.services import Context, Services
-from smartapp.settings import Settings
 from smartapp.signature import Verifier
 
 log = logging.getLogger("smartapp.request")
@@ -28,90 +31,117 @@ RETRY_AFTER_SECONDS = "5"
 # A signed request stays acceptable while its Date is within ±300 s, so remember it a little longer.
 REPLAY_TTL_SECONDS = 2 * 300 + 30
 
+WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+_UNAUTHORIZED = b'{"error":"unauthorized"}'
 
-def _json_response(body: dict, status: int = 200) -> Response:
+
+def _json(body: dict) -> bytes:
     # Compact and unsorted: this runs on every request and SmartThings reads it as JSON anyway.
-    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _error_response(status: int, reason: str) -> Response:
+def _error_body(status: int, reason: str) -> bytes:
     # One body for every authentication failure, so a 401 says nothing about which check failed.
-    response = _json_response({"error": "unauthorized"} if status == 401 else {"error": reason}, status)
-    if status == 503:
-        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-    return response
+    return _UNAUTHORIZED if status == 401 else _json({"error": reason})
 
 
-def _check_transport(req: Request, max_body_bytes: int) -> None:
-    if req.content_length is not None and req.content_length > max_body_bytes:
-        raise PayloadTooLarge()
-    if req.mimetype != "application/json":
+def _check_transport(environ: dict, max_body_bytes: int) -> int | None:
+    """The declared body length (None when chunked), once size, media type and encoding are acceptable."""
+    declared = environ.get("CONTENT_LENGTH")
+    length = None
+    if declared:
+        if not declared.isdigit():  # gunicorn refuses these itself; other servers may not
+            raise MalformedRequest("malformed_request", "Content-Length is not a number")
+        length = int(declared)
+        if length > max_body_bytes:
+            raise PayloadTooLarge()
+    if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json":
         raise UnsupportedMediaType()
-    if req.environ.get("HTTP_CONTENT_ENCODING", "identity").lower() != "identity":
+    if environ.get("HTTP_CONTENT_ENCODING", "identity").lower() != "identity":
         raise UnsupportedMediaType("unsupported_content_encoding")
+    return length
+
+
+def _read_body(environ: dict, length: int | None, max_body_bytes: int) -> bytes:
+    stream = environ["wsgi.input"]
+    if length is not None:
+        return stream.read(length) if length else b""
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # neither a length nor a server that ends the stream: reading could block forever
+    body = stream.read(max_body_bytes + 1)  # chunked: one byte past the limit tells "over" from "exactly at"
+    if len(body) > max_body_bytes:
+        raise PayloadTooLarge()
+    return body
 
 
 def _short(value: object) -> str | None:
     return value[:64] if isinstance(value, str) else None
 
 
-def receive() -> Response:
-    started = time.perf_counter()
-    # The objects behind Flask's proxies, fetched once: each proxy access costs about a microsecond.
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    extensions = current_app.extensions
-    services: Services = extensions["smartapp"]
-    verifier: Verifier = extensions["smartapp.verifier"]
-    settings = services.settings
-    # correlationId and requestId are already on every line of this request (logs.RequestIds).
-    fields: dict[str, object] = {}
-    claimed_marker: str | None = None
-    status, reason = 200, None
-    try:
-        _check_transport(req, settings.max_body_bytes)
+class Webhook:
+    """Answers lifecycle POSTs without Flask's request machinery: this runs for every SmartThings call."""
+
+    def __init__(self, services: Services, verifier: Verifier) -> None:
+        self.services = services
+        self.verifier = verifier
+        self.settings = services.settings
+
+    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> list[bytes]:
+        status, body = self._answer(environ)
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        if status == 503:
+            headers.append(("Retry-After", RETRY_AFTER_SECONDS))
+        start_response(_STATUS_LINES[status], headers)
+        return [body]
+
+    def _answer(self, environ: dict) -> tuple[int, bytes]:
+        started = time.perf_counter()
+        services, settings = self.services, self.settings
+        # correlationId and requestId are already on every line of this request (logs.RequestIds).
+        fields: dict[str, object] = {}
+        claimed_marker: str | None = None
+        status, reason = 200, None
         try:
-            body = req.get_data(cache=False)
-        except RequestEntityTooLarge:
-            raise PayloadTooLarge() from None
-        if len(body) > settings.max_body_bytes:
-            raise PayloadTooLarge()  # a chunked body, cut by werkzeug one byte past the limit
-        document = parse_json(body)
-        name = lifecycle_name(document)
-        fields["lifecycle"] = _short(name)
-        verified = None
-        if name != "PING":  # PING is the one lifecycle SmartThings does not sign
-            verified = verifier.verify(method=req.method, headers=req.headers, body=body)
-        lifecycle = parse(document)
-        fields.update(executionId=_short(lifecycle.execution_id), installedAppId=lifecycle.installed_app_id)
-        if verified is not None:
-            if not services.store.claim(verified.replay_marker, ttl_seconds=REPLAY_TTL_SECONDS):
-                reason = "replay_suppressed"
-                return _json_response(envelope(lifecycle.name, {}))
-            claimed_marker = verified.replay_marker
-        context = Context(
-            deadline=Deadline.after(REQUEST_BUDGET_SECONDS),
-            target_url_of=lambda: settings.public_url or req.host_url.rstrip("/") + settings.public_path,
-        )
-        return _json_response(dispatch(lifecycle, services, context))
-    except SmartAppError as error:
-        status, reason = error.status, error.reason
-        if error.detail:
-            fields["detail"] = error.detail
-        if claimed_marker is not None:
-            _release(services, claimed_marker)
-        return _error_response(status, reason)
-    except Exception:  # noqa: BLE001 - the caller gets a generic 500, never the exception text
-        status, reason = 500, "internal_error"
-        log.exception("unhandled_error", extra={"reason": reason, **fields})
-        if claimed_marker is not None:
-            _release(services, claimed_marker)
-        return _error_response(status, reason)
-    finally:
-        level = logging.WARNING if status >= 400 else logging.INFO
-        log.log(level, "request", extra={
-            **fields, "status": status, "reason": reason,
-            "durationMs": round((time.perf_counter() - started) * 1000, 2),
-        })
+            length = _check_transport(environ, settings.max_body_bytes)
+            body = _read_body(environ, length, settings.max_body_bytes)
+            document = parse_json(body)
+            name = lifecycle_name(document)
+            fields["lifecycle"] = _short(name)
+            verified = None
+            if name != "PING":  # PING is the one lifecycle SmartThings does not sign
+                verified = self.verifier.verify(method="POST", headers=EnvironHeaders(environ), body=body)
+            lifecycle = parse(document)
+            fields.update(executionId=_short(lifecycle.execution_id), installedAppId=lifecycle.installed_app_id)
+            if verified is not None:
+                if not services.store.claim(verified.replay_marker, ttl_seconds=REPLAY_TTL_SECONDS):
+                    reason = "replay_suppressed"
+                    return 200, _json(envelope(lifecycle.name, {}))
+                claimed_marker = verified.replay_marker
+            context = Context(
+                deadline=Deadline.after(REQUEST_BUDGET_SECONDS),
+                target_url_of=lambda: settings.public_url or Request(environ).host_url.rstrip("/") + settings.public_path,
+            )
+            return 200, _json(dispatch(lifecycle, services, context))
+        except SmartAppError as error:
+            status, reason = error.status, error.reason
+            if error.detail:
+                fields["detail"] = error.detail
+            if claimed_marker is not None:
+                _release(services, claimed_marker)
+            return status, _error_body(status, reason)
+        except Exception:  # noqa: BLE001 - the caller gets a generic 500, never the exception text
+            status, reason = 500, "internal_error"
+            log.exception("unhandled_error", extra={"reason": reason, **fields})
+            if claimed_marker is not None:
+                _release(services, claimed_marker)
+            return status, _error_body(status, reason)
+        finally:
+            level = logging.WARNING if status >= 400 else logging.INFO
+            log.log(level, "request", extra={
+                **fields, "status": status, "reason": reason,
+                "durationMs": round((time.perf_counter() - started) * 1000, 2),
+            })
 
 
 def _release(services: Services, marker: str) -> None:
@@ -120,6 +150,24 @@ def _release(services: Services, marker: str) -> None:
         services.store.release_marker(marker)
     except StoreUnavailable:
         pass  # the marker expires on its own
+
+
+class WebhookFirst:
+    """WSGI middleware: POSTs to the webhook's paths go straight to it, everything else to the Flask app."""
+
+    def __init__(self, webhook: WsgiApp, paths: Iterable[str], app: WsgiApp) -> None:
+        self.webhook = webhook
+        self.paths = frozenset(paths)
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "POST" and (environ.get("PATH_INFO") or "/") in self.paths:
+            return self.webhook(environ, start_response)
+        return self.app(environ, start_response)
+
+
+def _json_response(body: dict, status: int = 200) -> Response:
+    return Response(_json(body), status=status, mimetype="application/json")
 
 
 def healthz() -> Response:
@@ -131,21 +179,32 @@ def readyz() -> Response:
     try:
         services.store.ping()
     except StoreUnavailable:
-        return _error_response(503, "store_unavailable")
+        response = _json_response({"error": "store_unavailable"}, 503)
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
     return _json_response({"status": "ready", "store": services.store.name})
 
 
 def _http_error(error: HTTPException) -> Response:
-    response = _error_response(error.code or 500, (error.name or "error").lower().replace(" ", "_"))
+    status = error.code or 500
+    response = _json_response({"error": (error.name or "error").lower().replace(" ", "_")}, status)
     if error.code == 405:
         response.headers["Allow"] = "POST"
     return response
 
 
-def register(app: Flask, settings: Settings) -> None:
+def register(app: Flask, webhook: Webhook) -> None:
     """Mount the webhook at `/` and at the public path (behind a proxy that strips a prefix they differ)."""
-    for rule in dict.fromkeys(["/", settings.public_path]):
-        app.add_url_rule(rule, endpoint=f"webhook:{rule}", view_func=receive, methods=["POST"])
+    paths = list(dict.fromkeys(["/", webhook.settings.public_path]))
+    # Flask still owns these paths for every other method, so a GET is a 405 naming POST.
+    for rule in paths:
+        app.add_url_rule(rule, endpoint=f"webhook:{rule}", view_func=_post_only, methods=["POST"])
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
     app.register_error_handler(HTTPException, _http_error)
+    app.wsgi_app = WebhookFirst(webhook, paths, app.wsgi_app)  # type: ignore[method-assign]
+
+
+def _post_only() -> Response:
+    # Unreachable in service (WebhookFirst answers every POST here); kept so Flask's router knows the route.
+    return _json_response({"error": "not_found"}, 404)

@@ -20,6 +20,7 @@ from smartapp.store.codec import (
 )
 from smartapp.store.cipher import TokenCipher
 from smartapp.store.lease import poll_for_lock
+from smartapp.store.redis_scripts import ScriptRunner
 from smartapp.store.installation import SECRET_FIELDS, Installation
 
 # Per attempt 0.5 s to connect and 0.5 s to answer, one retry after <= 0.2 s: a stopped or frozen
@@ -166,6 +167,7 @@ class RedisStore:
         self.prefix = prefix
         self.clock = clock
         self._server_clock = _ServerClock()
+        self._scripts = ScriptRunner(client, retries=RETRIES)
         self._update = client.register_script(_UPDATE)
         self._take = client.register_script(_TAKE)
         self._consume = client.register_script(_CONSUME)
@@ -338,6 +340,7 @@ class RedisStore:
         return f"redis {scheme}://{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
 
     def close(self) -> None:
+        self._scripts.close()
         self.client.close()
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -347,7 +350,7 @@ class RedisStore:
         for attempt in range(2):
             started = time.time()
             with _unavailable_as_503():
-                reply = script(keys=keys, args=[str(self._server_clock.deadline(started)), *args])
+                reply = self._scripts.run(script, keys, [str(self._server_clock.deadline(started)), *args])
             self._server_clock.observe(int(reply[1]), started, time.time())
             if reply[0] != _STALE:
                 return reply
