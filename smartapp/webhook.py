@@ -51,7 +51,7 @@ def _check_transport(environ: dict, max_body_bytes: int) -> int | None:
     declared = environ.get("CONTENT_LENGTH")
     length = None
     if declared:
-        if not declared.isdigit():  # gunicorn refuses these itself; other servers may not
+        if not (declared.isascii() and declared.isdigit()):  # gunicorn refuses these; other servers may not
             raise MalformedRequest("malformed_request", "Content-Length is not a number")
         length = int(declared)
         if length > max_body_bytes:
@@ -188,8 +188,8 @@ def readyz() -> Response:
 def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
     response = _json_response({"error": (error.name or "error").lower().replace(" ", "_")}, status)
-    if error.code == 405:
-        response.headers["Allow"] = "POST"
+    if error.code == 405 and getattr(error, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(error.valid_methods)
     return response
 
 
@@ -198,7 +198,8 @@ def register(app: Flask, webhook: Webhook) -> None:
     paths = list(dict.fromkeys(["/", webhook.settings.public_path]))
     # Flask still owns these paths for every other method, so a GET is a 405 naming POST.
     for rule in paths:
-        app.add_url_rule(rule, endpoint=f"webhook:{rule}", view_func=_post_only, methods=["POST"])
+        app.add_url_rule(rule, endpoint=f"webhook:{rule}", view_func=_post_only, methods=["POST"],
+                         provide_automatic_options=False)
     app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
     app.add_url_rule("/readyz", view_func=readyz, methods=["GET"])
     app.register_error_handler(HTTPException, _http_error)

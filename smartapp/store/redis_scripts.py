@@ -1,10 +1,10 @@
-"""Runs the store's Lua scripts on one Redis connection per thread, the webhook's hottest call."""
+"""Runs the store's Lua scripts on connections of their own, skipping redis-py's per-command layers."""
 
 from __future__ import annotations
 
 import os
-import threading
 import time
+from collections import deque
 from typing import Any
 
 import redis
@@ -18,39 +18,53 @@ _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.Timeout
 
 
 class ScriptRunner:
-    """EVALSHA on a connection of this thread's own, loading the script when Redis lost it (restart, failover)."""
+    """EVALSHA on an idle connection of its own (one per concurrent caller), loading scripts Redis lost."""
 
     def __init__(self, client: redis.Redis, *, retries: int) -> None:
         self._pool = client.connection_pool
         self._retries = retries
-        self._local = threading.local()
+        # deque.append/pop are atomic: threads share the idle connections without a lock.
+        self._idle: deque[redis.connection.AbstractConnection] = deque()
+        self._pid = os.getpid()
 
-    def _connection(self) -> redis.connection.AbstractConnection:
-        connection, pid = getattr(self._local, "pinned", (None, 0))
-        if connection is None or pid != os.getpid():
-            # A connection inherited across fork belongs to the parent: leave it, open our own.
-            connection = self._pool.connection_class(**self._pool.connection_kwargs)
-            self._local.pinned = (connection, os.getpid())
-        return connection
+    def _checkout(self) -> redis.connection.AbstractConnection:
+        if self._pid != os.getpid():
+            # Connections inherited across fork belong to the parent: leave them, open our own.
+            self._idle, self._pid = deque(), os.getpid()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self._pool.connection_class(**self._pool.connection_kwargs)
 
     def run(self, script: Script, keys: list[str], args: list[str]) -> Any:
-        connection = self._connection()
+        connection = self._checkout()
         command = connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
         for attempt in range(self._retries + 1):
             try:
                 connection.send_packed_command(command, check_health=False)  # connects when needed
-                return connection.read_response()
+                reply = connection.read_response()
             except redis.exceptions.NoScriptError:
+                self._idle.append(connection)
                 return script(keys=keys, args=args)  # the client's path loads it, then runs it
             except _CONNECTION_ERRORS:
                 # The reply may still be on its way: never read this socket again.
                 connection.disconnect()
                 if attempt == self._retries:
+                    self._idle.append(connection)  # disconnected; reconnects on next use
                     raise
                 time.sleep(RETRY_DELAY_SECONDS)
+            except BaseException:
+                connection.disconnect()  # e.g. interrupted mid-read: the socket's state is unknown
+                self._idle.append(connection)
+                raise
+            else:
+                self._idle.append(connection)
+                return reply
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        connection, pid = getattr(self._local, "pinned", (None, 0))
-        if connection is not None and pid == os.getpid():
-            connection.disconnect()
+        """Close the idle connections (all of them, between requests)."""
+        if self._pid != os.getpid():
+            return
+        while self._idle:
+            self._idle.pop().disconnect()

@@ -1,0 +1,241 @@
+"""The store's Lua scripts on connections of their own: reloads, retries, threads, fork and close, on a real Redis."""
+
+from __future__ import annotations
+
+import multiprocessing
+import secrets
+import socket
+import threading
+import time
+
+import pytest
+import redis
+
+from smartapp.store.cipher import TokenCipher
+from smartapp.store.redis_store import RedisStore, make_redis_client
+from tests.conftest import TOKEN_KEY
+
+
+def marker() -> str:
+    """A fresh 64-hex-char replay marker, the shape the verifier hands the store."""
+    return secrets.token_hex(32)
+
+
+def named_url(url: str, name: str) -> str:
+    return f"{url}?client_name={name}"
+
+
+@pytest.fixture
+def client_name() -> str:
+    """Every connection of the test's store carries this name, so the server can count them."""
+    return "scripts-" + secrets.token_hex(4)
+
+
+@pytest.fixture
+def store(redis_url, client_name):
+    store = RedisStore(make_redis_client(named_url(redis_url, client_name)),
+                       TokenCipher.from_env_value(TOKEN_KEY))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def admin(redis_url):
+    admin = redis.Redis.from_url(redis_url)
+    yield admin
+    admin.close()
+
+
+def pinned(store: RedisStore):
+    """The script connection the last claim used (back among the idle ones)."""
+    return store._scripts._idle[-1]
+
+
+def local_port(store: RedisStore) -> int:
+    return pinned(store)._sock.getsockname()[1]
+
+
+def connections_named(admin: redis.Redis, name: str) -> int:
+    return sum(1 for client in admin.client_list(_type="normal") if client.get("name") == name)
+
+
+def test_a_flushed_script_cache_is_reloaded(store, admin):
+    assert store.claim(marker(), ttl_seconds=60) is True
+    admin.script_flush()
+    assert admin.script_exists(store._take.sha) == [False]
+    again = marker()
+    assert store.claim(again, ttl_seconds=60) is True
+    assert store.claim(again, ttl_seconds=60) is False
+    assert admin.script_exists(store._take.sha) == [True]
+
+
+def test_connections_killed_by_the_server_are_replaced_with_one_transparent_retry(store, admin, client_name):
+    assert store.claim(marker(), ttl_seconds=60) is True
+    before = local_port(store)
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    assert connections_named(admin, client_name) == 0
+    again = marker()
+    assert store.claim(again, ttl_seconds=60) is True
+    assert local_port(store) != before  # the claim really went over a new connection
+    assert store.claim(again, ttl_seconds=60) is False
+
+
+def test_threads_claim_concurrently_on_at_most_one_connection_each(store, admin, client_name):
+    threads, rounds = 8, 50
+    barrier = threading.Barrier(threads)
+    outcomes: dict[int, list[bool]] = {}
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait(10)
+            outcomes[n] = [store.claim(marker(), ttl_seconds=60) for _ in range(rounds)]
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(30)
+    assert errors == []
+    assert all(outcomes[n] == [True] * rounds for n in range(threads))
+    assert 1 <= len(store._scripts._idle) <= threads
+    assert connections_named(admin, client_name) <= threads + 1  # + the client's own pool connection
+
+
+def test_short_lived_threads_reuse_connections_instead_of_leaving_them_open(store, admin, client_name):
+    for _ in range(20):
+        thread = threading.Thread(target=store.claim, args=(marker(),), kwargs={"ttl_seconds": 60})
+        thread.start()
+        thread.join(10)
+    assert len(store._scripts._idle) == 1
+    assert connections_named(admin, client_name) == 1
+
+
+def test_many_threads_claiming_one_marker_at_once_get_exactly_one_true(store):
+    threads = 16
+    shared = marker()
+    barrier = threading.Barrier(threads)
+    outcomes: list[bool] = []
+
+    def worker() -> None:
+        barrier.wait(10)
+        outcomes.append(store.claim(shared, ttl_seconds=60))
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(30)
+    assert len(outcomes) == threads
+    assert outcomes.count(True) == 1
+
+
+class ReplyCutter:
+    """A loopback TCP proxy to Redis that, once armed, lets one EVALSHA run and then cuts the connection before its reply."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        self.armed = threading.Event()
+        self.cut = threading.Event()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                downstream, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            self.sockets += [downstream, upstream]
+            cut_next_reply = threading.Event()
+            threading.Thread(target=self._requests, args=(downstream, upstream, cut_next_reply), daemon=True).start()
+            threading.Thread(target=self._replies, args=(upstream, downstream, cut_next_reply), daemon=True).start()
+
+    def _requests(self, downstream: socket.socket, upstream: socket.socket, cut_next_reply: threading.Event) -> None:
+        try:
+            while data := downstream.recv(65536):
+                if b"EVALSHA" in data and self.armed.is_set():
+                    self.armed.clear()
+                    cut_next_reply.set()  # before the command leaves, so its reply cannot slip through
+                upstream.sendall(data)
+        except OSError:
+            pass
+
+    def _replies(self, upstream: socket.socket, downstream: socket.socket, cut_next_reply: threading.Event) -> None:
+        try:
+            while data := upstream.recv(65536):
+                if cut_next_reply.is_set():
+                    self.cut.set()
+                    break
+                downstream.sendall(data)
+        except OSError:
+            pass
+        for sock in (downstream, upstream):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_a_claim_whose_reply_was_lost_is_still_reported_as_claimed(redis_server, redis_url, admin):
+    proxy = ReplyCutter(redis_server.port)
+    store = RedisStore(make_redis_client(proxy.url), TokenCipher.from_env_value(TOKEN_KEY))
+    try:
+        admin.script_load(store._take.script)  # so the lost reply is the claim's own, not a NOSCRIPT
+        lost = marker()
+        proxy.armed.set()
+        assert store.claim(lost, ttl_seconds=60) is True
+        assert proxy.cut.is_set()  # the first attempt ran on the server, its answer never arrived
+        assert admin.exists(store.replay_key(lost)) == 1
+        assert store.claim(lost, ttl_seconds=60) is False  # a later request with this marker is a replay
+    finally:
+        store.close()
+        proxy.close()
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(store):
+    assert store.claim(marker(), ttl_seconds=60) is True
+    parent_port = local_port(store)
+    in_child = marker()
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def child() -> None:
+        claimed = store.claim(in_child, ttl_seconds=60)
+        results.put((claimed, local_port(store)))
+        store.close()
+
+    process = context.Process(target=child)
+    process.start()
+    claimed, child_port = results.get(timeout=10)
+    process.join(10)
+    assert process.exitcode == 0
+    assert claimed is True and child_port != parent_port
+    assert store.claim(marker(), ttl_seconds=60) is True
+    assert local_port(store) == parent_port  # the parent's socket carried on: no error, no reconnect
+    assert store.claim(in_child, ttl_seconds=60) is False
+
+
+def test_close_drops_the_pinned_connection_and_a_later_claim_reconnects(store, admin, client_name):
+    assert store.claim(marker(), ttl_seconds=60) is True
+    connection = pinned(store)
+    assert connection.is_connected and connections_named(admin, client_name) >= 1
+    store.close()
+    assert not connection.is_connected
+    deadline = time.monotonic() + 2
+    while connections_named(admin, client_name) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert connections_named(admin, client_name) == 0
+    again = marker()
+    assert store.claim(again, ttl_seconds=60) is True
+    assert store.claim(again, ttl_seconds=60) is False
