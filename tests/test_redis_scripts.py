@@ -203,6 +203,32 @@ def test_a_claim_whose_reply_was_lost_is_still_reported_as_claimed(redis_server,
         proxy.close()
 
 
+INSTALLED_APP_ID = "d692699d-e7a6-400d-a0b7-d5be96e7a564"
+
+
+def test_a_link_consumed_by_a_call_whose_reply_was_lost_is_still_handed_to_that_call(redis_server, admin):
+    proxy = ReplyCutter(redis_server.port)
+    store = RedisStore(make_redis_client(proxy.url), TokenCipher.from_env_value(TOKEN_KEY))
+    try:
+        admin.script_load(store._consume.script)
+        store.issue(INSTALLED_APP_ID, {"state": "s1", "verifier": "v1"}, ttl_seconds=60)
+        proxy.armed.set()
+        assert store.consume(INSTALLED_APP_ID) == {"state": "s1", "verifier": "v1"}
+        assert proxy.cut.is_set()  # the first attempt took the link; only the receipt could hand it over
+        assert store.consume(INSTALLED_APP_ID) is None  # another call gets nothing: handed out once
+        store.delete(INSTALLED_APP_ID)
+        assert admin.exists(store.link_receipt_key(INSTALLED_APP_ID)) == 0
+    finally:
+        store.close()
+        proxy.close()
+
+
+def test_a_link_receipt_expires_on_its_own(store, admin):
+    store.issue(INSTALLED_APP_ID, {"state": "s2"}, ttl_seconds=60)
+    assert store.consume(INSTALLED_APP_ID) == {"state": "s2"}
+    assert 0 < admin.pttl(store.link_receipt_key(INSTALLED_APP_ID)) <= 10_000
+
+
 def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(store):
     assert store.claim(marker(), ttl_seconds=60) is True
     parent_port = local_port(store)

@@ -83,13 +83,23 @@ if redis.call('GET', KEYS[1]) == ARGV[2] then return {1, now} end
 return {0, now}
 """
 
-# KEYS[1] pending link. ARGV: 1 deadline. GETDEL with a deadline: a link is handed out once.
+# KEYS[1] pending link, KEYS[2] its receipt. ARGV: 1 deadline, 2 nonce, 3 receipt ttl ms. GETDEL with a
+# deadline: a link is handed out once. The receipt hands it out again to the same call only, for when
+# the first attempt ran but its reply was lost and the client retried.
 _CONSUME = _DEADLINE + """
 local value = redis.call('GET', KEYS[1])
-if not value then return {0, now} end
-redis.call('DEL', KEYS[1])
-return {1, now, value}
+if value then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. value, 'PX', ARGV[3])
+  return {1, now, value}
+end
+local receipt = redis.call('GET', KEYS[2])
+local mine = ARGV[2] .. ' '
+if receipt and string.sub(receipt, 1, #mine) == mine then return {1, now, string.sub(receipt, #mine + 1)} end
+return {0, now}
 """
+# Long enough for the client's one retry (see STALE_AFTER_SECONDS), short enough to keep nothing around.
+RECEIPT_TTL_SECONDS = 10
 
 # KEYS[1] installation hash. ARGV: 1 deadline, then field/old/new triples. Swaps a token only if it
 # is still the one that was read, and leaves the version alone: the tokens mean the same after
@@ -182,6 +192,9 @@ class RedisStore:
     def link_key(self, installed_app_id: str) -> str:
         return f"{self.prefix}:link:{{{check_installed_app_id(installed_app_id)}}}"
 
+    def link_receipt_key(self, installed_app_id: str) -> str:
+        return f"{self.prefix}:link-receipt:{{{check_installed_app_id(installed_app_id)}}}"
+
     def lock_key(self, installed_app_id: str) -> str:
         return f"{self.prefix}:lock:{{{check_installed_app_id(installed_app_id)}}}"
 
@@ -231,9 +244,9 @@ class RedisStore:
         return int(version)
 
     def delete(self, installed_app_id: str) -> None:
-        # All three keys share the hash tag, so this one DEL is a single-slot command on Cluster too.
+        # All the keys share the hash tag, so this one DEL is a single-slot command on Cluster too.
         keys = [self.installation_key(installed_app_id), self.link_key(installed_app_id),
-                self.lock_key(installed_app_id)]
+                self.link_receipt_key(installed_app_id), self.lock_key(installed_app_id)]
         with _unavailable_as_503():
             self.client.delete(*keys)
 
@@ -266,7 +279,8 @@ class RedisStore:
             self.client.set(key, token, px=_milliseconds(ttl_seconds))
 
     def consume(self, installed_app_id: str) -> dict | None:
-        reply = self._run(self._consume, [self.link_key(installed_app_id)], [])
+        keys = [self.link_key(installed_app_id), self.link_receipt_key(installed_app_id)]
+        reply = self._run(self._consume, keys, [secrets.token_hex(8), str(_milliseconds(RECEIPT_TTL_SECONDS))])
         if reply[0] != 1:
             return None
         return decode_link(self.cipher, installed_app_id, reply[2])
