@@ -42,6 +42,8 @@ PING = json.loads((FIXTURES / "ping.json").read_text())
 # Signed requests carry a Date this far ahead of signing, so they stay inside the ±300 s window
 # for the whole run (about 2 × 300 s of validity starting now).
 DATE_AHEAD_SECONDS = 280
+# Distinct made-up keyIds in the flood scenario (each appears once per pass through the file).
+FLOOD_KEY_IDS = 20000
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -257,7 +259,7 @@ def main() -> int:
                      signed=False),
             Scenario("bad signature", write_requests(work / "bad.bin", [("bad", i) for i in range(64)], pool, _forged),
                      "401", signed=False),
-            Scenario("unknown-keyId flood", write_requests(work / "flood.bin", [("flood", i) for i in range(20000)],
+            Scenario("unknown-keyId flood", write_requests(work / "flood.bin", [("flood", i) for i in range(FLOOD_KEY_IDS)],
                                                            pool, _forged), "401,503", signed=False),
         ]
     print(f"signed in {time.time() - started:.0f} s", flush=True)
@@ -347,7 +349,35 @@ def render(rows: list[tuple[str, str, dict]], args: argparse.Namespace) -> str:
                      f"{r['rps'] / _floor_of(name, floors, default_floor):>8.0%}{vs_node:>9}{r['rss']:>11.1f}{r['fetches']:>12}")
         if r.get("note"):
             lines.append(f"    note: {r['note']}")
-    return "\n".join(lines)
+    return "\n".join(lines + targets(rows, default_floor))
+
+
+def targets(rows: list[tuple[str, str, dict]], floor: float) -> list[str]:
+    """The issue's targets for the default deployment, each judged from this run's figures."""
+    ours = {scenario: r for name, scenario, r in rows if name == "smartapp (default)"}
+    node = {scenario: r for name, scenario, r in rows if name == "Node SDK cluster x2"}
+    checks: list[tuple[str, float, str, bool]] = []
+    for scenario in ("signed EVENT", "signed CONFIG PAGE"):
+        if scenario in ours and scenario in node:
+            r, peer = ours[scenario], node[scenario]
+            checks += [(f"{scenario} vs floor", r["rps"] / floor, ">= 85%", r["rps"] >= 0.85 * floor),
+                       (f"{scenario} vs Node x2", r["rps"] / peer["rps"], ">= 1.1x", r["rps"] >= 1.1 * peer["rps"]),
+                       (f"{scenario} p99 vs Node x2 p99", r["p99"] / peer["p99"], "<= 1.0x", r["p99"] <= peer["p99"])]
+    if "unknown-keyId flood" in ours and "bad signature" in node:
+        flood = ours["unknown-keyId flood"]
+        checks += [("flood vs Node x2 bad-signature rate", flood["rps"] / node["bad signature"]["rps"], ">= 5x",
+                    flood["rps"] >= 5 * node["bad signature"]["rps"]),
+                   ("flood key fetches per distinct keyId", flood["fetches"] / FLOOD_KEY_IDS, "<= 1",
+                    flood["fetches"] <= FLOOD_KEY_IDS)]
+    if ours:
+        peak = max(r["rss"] for r in ours.values())
+        checks.append(("peak RSS per worker, MB", peak, "<= 60", peak <= 60))
+    if not checks:
+        return []
+    lines = ["", "targets (default deployment):"]
+    lines += [f"  {'met    ' if ok else 'NOT MET'}  {label:<40}{value:>8.2f}  (target {goal})"
+              for label, value, goal, ok in checks]
+    return lines
 
 
 if __name__ == "__main__":
