@@ -123,12 +123,12 @@ class Target:
     url: str = ""
     extra: dict = field(default_factory=dict)
 
-    def start(self) -> None:
+    def start(self, cwd: Path = ROOT) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, **self.env, "PORT": str(port)}
         command = [part.replace("{port}", str(port)) for part in self.command]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         for _ in range(300):
             try:
