@@ -21,6 +21,7 @@ from smartapp.errors import (
 from smartapp.jsonbody import parse_json
 from smartapp.lifecycle import lifecycle_name, parse
 from smartapp.services import Context, Services
+from smartapp.settings import Settings
 from smartapp.signature import Verifier
 
 log = logging.getLogger("smartapp.request")
@@ -75,6 +76,11 @@ def _read_body(environ: dict, length: int | None, max_body_bytes: int) -> bytes:
     return body
 
 
+def _target_url(environ: dict, settings: Settings) -> str:
+    """The URL SmartThings called: configured, or rebuilt from the request (honouring trusted proxies)."""
+    return settings.public_url or Request(environ).host_url.rstrip("/") + settings.public_path
+
+
 def _short(value: object) -> str | None:
     return value[:64] if isinstance(value, str) else None
 
@@ -118,10 +124,8 @@ class Webhook:
                     reason = "replay_suppressed"
                     return 200, _json(envelope(lifecycle.name, {}))
                 claimed_marker = verified.replay_marker
-            context = Context(
-                deadline=Deadline.after(REQUEST_BUDGET_SECONDS),
-                target_url_of=lambda: settings.public_url or Request(environ).host_url.rstrip("/") + settings.public_path,
-            )
+            context = Context(deadline=Deadline.after(REQUEST_BUDGET_SECONDS),
+                              target_url_of=lambda: _target_url(environ, settings))
             return 200, _json(dispatch(lifecycle, services, context))
         except SmartAppError as error:
             status, reason = error.status, error.reason
