@@ -1,6 +1,6 @@
 """The benchmark: this service, the official Node SDK and a bare-Flask floor, side by side in one run.
 
-Usage:  .venv/bin/python bench/run.py [--duration 10] [--connections 16] [--distinct 40000] [--quick]
+Usage:  .venv/bin/python bench/run.py [--rounds 1] [--duration 10] [--connections 16] [--distinct 40000] [--quick]
 Needs:  wrk (apt-get install wrk), redis-server, node + npm (the Node SDK peer is installed into
         bench/node/ from its package-lock.json on first use). Loopback only.
 Prints one table and writes it to bench/results/.
@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -223,6 +224,8 @@ def main() -> int:
     parser.add_argument("--distinct", type=int, default=40000, help="distinct signed requests per scenario")
     parser.add_argument("--quick", action="store_true", help="only the default deployment, the Node cluster, the floor")
     parser.add_argument("--scenarios", help="comma-separated scenario names to run (default: all)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every target this many times, alternating the order; the table shows medians")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=VAR=VALUE,...",
                         help="an extra smartapp deployment to measure, e.g. 'gthread=GUNICORN_WORKER_CLASS=gthread,"
                              "GUNICORN_THREADS=4'; measured with a floor of the same configuration")
@@ -246,25 +249,7 @@ def main() -> int:
 
     pem = key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
-    date = time.time() + DATE_AHEAD_SECONDS
-    started = time.time()
-    print(f"signing {2 * args.distinct} distinct requests ...", flush=True)
-    with ProcessPoolExecutor(os.cpu_count(), initializer=_init_worker, initargs=(pem, key.key_id, date)) as pool:
-        scenarios = [
-            Scenario("signed EVENT", write_requests(work / "event.bin", [("event", i) for i in range(args.distinct)],
-                                                    pool, _signed), "200"),
-            Scenario("signed CONFIG PAGE", write_requests(work / "page.bin", [("page", i) for i in range(args.distinct)],
-                                                          pool, _signed), "200"),
-            Scenario("PING", write_requests(work / "ping.bin", [("ping", i) for i in range(64)], pool, _ping), "200",
-                     signed=False),
-            Scenario("bad signature", write_requests(work / "bad.bin", [("bad", i) for i in range(64)], pool, _forged),
-                     "401", signed=False),
-            Scenario("unknown-keyId flood", write_requests(work / "flood.bin", [("flood", i) for i in range(FLOOD_KEY_IDS)],
-                                                           pool, _forged), "401,503", signed=False),
-        ]
-    print(f"signed in {time.time() - started:.0f} s", flush=True)
-
-    chosen = [s for s in scenarios if not args.scenarios or s.name in args.scenarios.split(",")]
+    wanted = args.scenarios.split(",") if args.scenarios else None
     service_env = {"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
                    "SMARTAPP_DB_PATH": str(work / "bench.db"), "LOG_FORMAT": "json"}
     targets = [
@@ -292,30 +277,25 @@ def main() -> int:
     import redis as redis_py
 
     admin = redis_py.Redis.from_url(redis.url)
-    rows: list[tuple[str, str, dict]] = []
+    results: dict[tuple[str, str], list[dict]] = {}
     try:
-        for target in targets:
-            target.start()
-            try:
-                precheck(target, key)
-                for scenario in scenarios[:1] if target.kind == "floor" else chosen:
-                    admin.flushall()  # fresh replay cache: every signed request is new to the service
-                    before = keys.total_fetches
-                    result = run_wrk(target.url, scenario, duration=args.duration, connections=args.connections)
-                    result["fetches"] = keys.total_fetches - before
-                    result["rss"] = target.peak_rss_mb()
-                    if scenario.signed and target.kind == "smartapp" and result["requests"] > args.distinct:
-                        result["note"] = "requests outnumbered distinct ones: some answered as replays"
-                    rows.append((target.name, "any (200)" if target.kind == "floor" else scenario.name, result))
-                    print(f"  {target.name:<22} {scenario.name:<20} {result['rps']:>8.0f} req/s", flush=True)
-            finally:
-                target.stop()
+        for round_number in range(args.rounds):
+            # Signed requests carry a Date valid for about ten minutes: each round signs its own.
+            date = time.time() + DATE_AHEAD_SECONDS
+            scenarios = sign_scenarios(pem, key.key_id, date, work, args.distinct)
+            chosen = [s for s in scenarios if wanted is None or s.name in wanted]
+            # Every other round runs the targets in reverse, so a drifting host favours none of them.
+            for target in targets if round_number % 2 == 0 else targets[::-1]:
+                for label, result in measure(target, scenarios[:1] if target.kind == "floor" else chosen,
+                                             key=key, keys=keys, admin=admin, args=args):
+                    results.setdefault((target.name, label), []).append(result)
+            if time.time() - date > 290:
+                print("warning: a round outlasted its signed requests' Date window", file=sys.stderr)
     finally:
         keys.stop()
         redis.stop()
         shutil.rmtree(work, ignore_errors=True)
-    if time.time() - date > 290:
-        print("warning: the run outlasted the signed requests' Date window", file=sys.stderr)
+    rows = [(name, label, combine(runs)) for (name, label), runs in results.items()]
     report = render(rows, args)
     print(report)
     (RESULTS / time.strftime("bench-%Y%m%dT%H%M%S.txt")).write_text(report + "\n")
@@ -324,6 +304,60 @@ def main() -> int:
 
 def _ping(job: tuple[str, int]) -> bytes:
     return raw_request(ping_body(job[1]), {})
+
+
+def sign_scenarios(pem: bytes, key_id: str, date: float, work: Path, distinct: int) -> list[Scenario]:
+    started = time.time()
+    print(f"signing {2 * distinct} distinct requests ...", flush=True)
+    with ProcessPoolExecutor(os.cpu_count(), initializer=_init_worker, initargs=(pem, key_id, date)) as pool:
+        def requests_file(name: str, jobs: list[tuple[str, int]], maker: Callable) -> Path:
+            return write_requests(work / f"{name}.bin", jobs, pool, maker)
+
+        scenarios = [
+            Scenario("signed EVENT", requests_file("event", [("event", i) for i in range(distinct)], _signed), "200"),
+            Scenario("signed CONFIG PAGE", requests_file("page", [("page", i) for i in range(distinct)], _signed),
+                     "200"),
+            Scenario("PING", requests_file("ping", [("ping", i) for i in range(64)], _ping), "200", signed=False),
+            Scenario("bad signature", requests_file("bad", [("bad", i) for i in range(64)], _forged), "401",
+                     signed=False),
+            Scenario("unknown-keyId flood", requests_file("flood", [("flood", i) for i in range(FLOOD_KEY_IDS)],
+                                                          _forged), "401,503", signed=False),
+        ]
+    print(f"signed in {time.time() - started:.0f} s", flush=True)
+    return scenarios
+
+
+def measure(target: Target, scenarios: list[Scenario], *, key: TestKey, keys: KeyServer, admin,
+            args: argparse.Namespace) -> list[tuple[str, dict]]:
+    """Start the target, check it answers right, run each scenario against it, stop it."""
+    measured = []
+    target.start()
+    try:
+        precheck(target, key)
+        for scenario in scenarios:
+            admin.flushall()  # fresh replay cache: every signed request is new to the service
+            before = keys.total_fetches
+            result = run_wrk(target.url, scenario, duration=args.duration, connections=args.connections)
+            result["fetches"] = keys.total_fetches - before
+            result["rss"] = target.peak_rss_mb()
+            if scenario.signed and target.kind == "smartapp" and result["requests"] > args.distinct:
+                result["note"] = "requests outnumbered distinct ones: some answered as replays"
+            measured.append(("any (200)" if target.kind == "floor" else scenario.name, result))
+            print(f"  {target.name:<22} {scenario.name:<20} {result['rps']:>8.0f} req/s", flush=True)
+    finally:
+        target.stop()
+    return measured
+
+
+def combine(runs: list[dict]) -> dict:
+    """One row from several rounds: the median rate and latencies, every error, the worst memory and fetches."""
+    combined = {name: statistics.median(run[name] for run in runs) for name in ("rps", "p50", "p99")}
+    combined.update(errors=sum(run["errors"] for run in runs), rss=max(run["rss"] for run in runs),
+                    fetches=max(run["fetches"] for run in runs), requests=max(run["requests"] for run in runs))
+    notes = {run["note"] for run in runs if run.get("note")}
+    if notes:
+        combined["note"] = "; ".join(sorted(notes))
+    return combined
 
 
 def _floor_of(name: str, floors: dict[str, float], default: float) -> float:
@@ -340,7 +374,8 @@ def render(rows: list[tuple[str, str, dict]], args: argparse.Namespace) -> str:
     node_by_scenario = {scenario: r for name, scenario, r in rows if name == "Node SDK cluster x2"}
     header = (f"{'target':<22}{'scenario':<21}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
               f"{'/floor':>8}{'/Node x2':>9}{'RSS/wkr MB':>11}{'key fetches':>12}")
-    lines = [f"wrk -t1 -c{args.connections} -d{args.duration}s on {os.cpu_count()} cores, loopback; "
+    rounds = f"median of {args.rounds} rounds; " if args.rounds > 1 else ""
+    lines = [f"wrk -t1 -c{args.connections} -d{args.duration}s on {os.cpu_count()} cores, loopback; {rounds}"
              f"signed requests RSA-2048; gunicorn config/gunicorn.conf.py", header, "-" * len(header)]
     for name, scenario, r in rows:
         peer = node_by_scenario.get(scenario)
