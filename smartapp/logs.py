@@ -89,14 +89,16 @@ class _UtcSecond:
     """The ISO-8601 text of the current UTC second, worked out once per second instead of once per line."""
 
     def __init__(self) -> None:
-        self.second, self.text = -1, ""
+        # One tuple, replaced whole: a thread never sees one second's number with another second's text.
+        self.cached: tuple[int, str] = (-1, "")
 
     def __call__(self, created: float) -> str:
         second = int(created)
-        if second != self.second:
-            # Worker threads may race here; both compute the same text for the same second.
-            self.text, self.second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)), second
-        return self.text
+        cached_second, text = self.cached
+        if second != cached_second:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.cached = (second, text)
+        return text
 
 
 class JsonFormatter(logging.Formatter):

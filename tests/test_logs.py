@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 
 import pytest
 
@@ -76,3 +77,15 @@ def test_text_format_is_one_line(capsys):
         logs.configure("json")
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "forged" in out
+
+
+def test_json_timestamps_are_each_records_own_even_out_of_order():
+    formatter = logs.JsonFormatter()
+    # Forward, back a second (threads finish out of order), across a minute and across midnight.
+    for when in (1764374400.123, 1764374401.5, 1764374400.999, 1764374459.001, 1764374460.0, 1764460799.75,
+                 1764460800.0):
+        record = logging.makeLogRecord({"name": "smartapp.test", "levelno": logging.INFO, "levelname": "INFO",
+                                        "msg": "tick", "created": when, "msecs": (when % 1) * 1000})
+        stamp = json.loads(formatter.format(record))["time"]
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(when))) + f".{int((when % 1) * 1000):03d}Z"
+        assert stamp == expected
