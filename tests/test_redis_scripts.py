@@ -11,6 +11,7 @@ import time
 import pytest
 import redis
 
+from smartapp.errors import StoreUnavailable
 from smartapp.store.cipher import TokenCipher
 from smartapp.store.redis_store import RedisStore, make_redis_client
 from tests.conftest import TOKEN_KEY
@@ -265,3 +266,18 @@ def test_close_drops_the_pinned_connection_and_a_later_claim_reconnects(store, a
     again = marker()
     assert store.claim(again, ttl_seconds=60) is True
     assert store.claim(again, ttl_seconds=60) is False
+
+
+def test_script_connections_are_capped_like_the_client_s_pool(redis_url):
+    store = RedisStore(redis.Redis.from_url(redis_url, max_connections=2), TokenCipher.from_env_value(TOKEN_KEY))
+    runner = store._scripts
+    try:
+        held = [runner._checkout(), runner._checkout()]  # two callers in flight at once
+        with pytest.raises(StoreUnavailable):
+            store.claim(marker(), ttl_seconds=60)  # a third fails at once instead of opening a third
+        for connection in held:
+            runner._idle.append(connection)
+        assert store.claim(marker(), ttl_seconds=60) is True  # an idle one is reused, still two in all
+        assert runner._opened == 2
+    finally:
+        store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -23,18 +24,27 @@ class ScriptRunner:
     def __init__(self, client: redis.Redis, *, retries: int) -> None:
         self._pool = client.connection_pool
         self._retries = retries
+        # The client's own cap, applied here too: over it a call fails at once (503) instead of queueing.
+        self._max_connections = self._pool.max_connections
         # deque.append/pop are atomic: threads share the idle connections without a lock.
         self._idle: deque[redis.connection.AbstractConnection] = deque()
+        self._opened = 0
+        self._lock = threading.Lock()
         self._pid = os.getpid()
 
     def _checkout(self) -> redis.connection.AbstractConnection:
         if self._pid != os.getpid():
             # Connections inherited across fork belong to the parent: leave them, open our own.
-            self._idle, self._pid = deque(), os.getpid()
+            self._idle, self._opened, self._pid = deque(), 0, os.getpid()
         try:
             return self._idle.pop()
         except IndexError:
-            return self._pool.connection_class(**self._pool.connection_kwargs)
+            pass
+        with self._lock:
+            if self._opened >= self._max_connections:
+                raise redis.exceptions.ConnectionError("too many script connections")
+            self._opened += 1
+        return self._pool.connection_class(**self._pool.connection_kwargs)
 
     def run(self, script: Script, keys: list[str], args: list[str]) -> Any:
         connection = self._checkout()
