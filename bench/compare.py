@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import bench.run as bench  # noqa: E402
 
-SCENARIOS = (("signed EVENT", "event"), ("signed CONFIG PAGE", "page"), ("PING", "ping"))
+SCENARIOS = ("signed EVENT", "signed CONFIG PAGE", "PING")
 
 
 def main() -> int:
@@ -48,21 +47,14 @@ def main() -> int:
     pem = key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
     try:
-        with ProcessPoolExecutor(os.cpu_count(), initializer=bench._init_worker,
-                                 initargs=(pem, key.key_id, time.time() + bench.DATE_AHEAD_SECONDS)) as pool:
-            files = {
-                "event": bench.write_requests(work / "event.bin", [("event", i) for i in range(args.distinct)],
-                                              pool, bench._signed),
-                "page": bench.write_requests(work / "page.bin", [("page", i) for i in range(args.distinct)],
-                                             pool, bench._signed),
-                "ping": bench.write_requests(work / "ping.bin", [("ping", i) for i in range(64)], pool, bench._ping),
-            }
+        signed = bench.sign_scenarios(pem, key.key_id, time.time() + bench.DATE_AHEAD_SECONDS, work, args.distinct)
+        scenarios = [scenario for scenario in signed if scenario.name in SCENARIOS]
         env = {"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": bench.TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
                "SMARTAPP_DB_PATH": str(work / "bench.db"), "LOG_FORMAT": "json"}
         import redis as redis_py
 
         admin = redis_py.Redis.from_url(redis.url)
-        print(f"{'round':<6}{'code':<22}" + "".join(f"{name:>22}" for name, _ in SCENARIOS))
+        print(f"{'round':<6}{'code':<22}" + "".join(f"{scenario.name:>22}" for scenario in scenarios))
         for round_number in range(1, args.rounds + 1):
             for label, checkout in ((f"before ({args.ref})", before), ("after (this checkout)", ROOT)):
                 # gunicorn puts its working directory first on sys.path, so each side imports its own code.
@@ -72,10 +64,10 @@ def main() -> int:
                 cells = []
                 try:
                     bench.precheck(target, key)
-                    for name, kind in SCENARIOS:
+                    for scenario in scenarios:
                         admin.flushall()
-                        result = bench.run_wrk(target.url, bench.Scenario(name, files[kind], "200"),
-                                               duration=args.duration, connections=args.connections)
+                        result = bench.run_wrk(target.url, scenario, duration=args.duration,
+                                               connections=args.connections)
                         cells.append(f"{result['rps']:.0f} (p99 {result['p99']:.1f})")
                 finally:
                     target.stop()
