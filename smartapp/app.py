@@ -78,7 +78,6 @@ def create_app(config: Mapping[str, Any] | None = None, *, clock: Callable[[], f
     )
     app.extensions["smartapp"] = services
     verifier = Verifier(resolve_key=resolve_key, public_path=settings.public_path, clock=clock)
-    app.extensions["smartapp.verifier"] = verifier
     webhook.register(app, webhook.Webhook(services, verifier))
     app.wsgi_app = logs.RequestIds(app.wsgi_app)  # type: ignore[method-assign]
     banner.announce(settings, environ, store_description=store.describe(), dev_key_id=trusted_dev_key_id)

@@ -91,7 +91,6 @@ class Webhook:
     def __init__(self, services: Services, verifier: Verifier) -> None:
         self.services = services
         self.verifier = verifier
-        self.settings = services.settings
 
     def __call__(self, environ: dict, start_response: Callable[..., Any]) -> list[bytes]:
         status, body = self._answer(environ)
@@ -103,7 +102,8 @@ class Webhook:
 
     def _answer(self, environ: dict) -> tuple[int, bytes]:
         started = time.perf_counter()
-        services, settings = self.services, self.settings
+        services = self.services
+        settings = services.settings
         # correlationId and requestId are already on every line of this request (logs.RequestIds).
         fields: dict[str, object] = {}
         claimed_marker: str | None = None
@@ -199,7 +199,7 @@ def _http_error(error: HTTPException) -> Response:
 
 def register(app: Flask, webhook: Webhook) -> None:
     """Mount the webhook at `/` and at the public path (behind a proxy that strips a prefix they differ)."""
-    paths = list(dict.fromkeys(["/", webhook.settings.public_path]))
+    paths = list(dict.fromkeys(["/", webhook.services.settings.public_path]))
     # Flask still owns these paths for every other method, so a GET is a 405 naming POST.
     for rule in paths:
         app.add_url_rule(rule, endpoint=f"webhook:{rule}", view_func=_post_only, methods=["POST"],
