@@ -1,6 +1,7 @@
 """Scale figures: Redis bytes per installation, and the refresh-due sweep over many installations.
 
 Usage:  .venv/bin/python bench/scale.py [--installations 10000] [--latency-ms 20] [--concurrency 8,32]
+                                       [--processes 1,2]
 Needs redis-server. The token endpoint is a loopback server answering after a fixed latency.
 """
 
@@ -107,6 +108,7 @@ def main() -> int:
     parser.add_argument("--installations", type=int, default=10000)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--concurrency", default="8,32")
+    parser.add_argument("--processes", default="1,2", help="refresh-due --processes values to measure")
     args = parser.parse_args()
 
     redis_server = RedisServer("--appendonly", "yes").start()
@@ -128,19 +130,22 @@ def main() -> int:
             "REDIS_URL": redis_server.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_CLIENT_ID": "bench",
             "SMARTAPP_CLIENT_SECRET": "bench-secret", "SMARTAPP_TOKEN_URL": endpoint_url + "/oauth/token",
         }, dotenv=None)
-        for concurrency in (int(c) for c in args.concurrency.split(",")):
+        runs = [(int(c), int(p)) for c in args.concurrency.split(",") for p in args.processes.split(",")]
+        for concurrency, processes in runs:
             store = open_store(redis_url=redis_server.url, sqlite_path="", cipher=TokenCipher([TOKEN_KEY]))
             for iaid in store.installed_app_ids():  # every installation due again
                 store.update(iaid, {"auth_token_expires_at": time.time() + 60})
             store.close()
             started = time.perf_counter()
-            report = refresh_due.run(settings=settings, within_seconds=3600, concurrency=concurrency)
+            report = refresh_due.run(settings=settings, within_seconds=3600, concurrency=concurrency,
+                                     processes=processes)
             elapsed = time.perf_counter() - started
             bound = report.refreshed * args.latency_ms / 1000 / concurrency
             lines.append(f"refresh-due, {report.checked} installations, token endpoint {args.latency_ms:.0f} ms, "
-                         f"concurrency {concurrency}: {elapsed:.1f} s ({report.refreshed} refreshed, "
-                         f"{len(report.failures)} failed); latency/concurrency bound {bound:.1f} s "
-                         f"-> {bound / elapsed:.0%} of the bound")
+                         f"concurrency {concurrency}, processes {processes}: {elapsed:.1f} s "
+                         f"({report.refreshed} refreshed, {len(report.failures)} failed); "
+                         f"latency/concurrency bound {bound:.1f} s -> {bound / elapsed:.0%} of the bound")
+            print(lines[-1], flush=True)
     finally:
         endpoint.terminate()
         redis_server.stop()

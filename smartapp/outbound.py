@@ -22,3 +22,15 @@ def settle_environment(session: SessionT, url: str) -> SessionT:
     if bundle:
         session.verify = bundle
     return session
+
+
+def size_pool(session: SessionT, connections: int) -> SessionT:
+    """Keep up to `connections` idle connections per host in `session` (requests keeps 10).
+
+    More threads than that still get connections, but the extra ones are closed instead of kept
+    whenever the pool is full when they come back, and later calls pay a new TCP (and TLS) handshake.
+    """
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(connections, requests.adapters.DEFAULT_POOLSIZE))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import multiprocessing
 import re
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from smartapp.deadline import Deadline
@@ -46,6 +49,15 @@ class RefreshReport:
         """Non-zero when any refresh failed in this run (a scheduler's alert)."""
         return 1 if self.failures else 0
 
+    @classmethod
+    def combine(cls, reports: Iterable[RefreshReport]) -> RefreshReport:
+        """One report for a sweep that ran in several processes."""
+        reports = list(reports)
+        return cls(checked=sum(r.checked for r in reports), refreshed=sum(r.refreshed for r in reports),
+                   already_fresh=sum(r.already_fresh for r in reports),
+                   needs_reauth=tuple(iaid for r in reports for iaid in r.needs_reauth),
+                   failures=tuple(failure for r in reports for failure in r.failures))
+
 
 def is_due(record: Installation, kind: TokenKind, *, now: float, within_seconds: float) -> bool:
     if getattr(record, kind.refresh) is None or record.reauth_required == kind.rejected:
@@ -57,9 +69,10 @@ def is_due(record: Installation, kind: TokenKind, *, now: float, within_seconds:
 
 
 def sweep(*, store: Store, keeper: TokenKeeper, within_seconds: float = DEFAULT_WITHIN_SECONDS,
-          concurrency: int = 8, clock: Callable[[], float] = time.time) -> RefreshReport:
+          concurrency: int = 8, clock: Callable[[], float] = time.time,
+          ids: Iterable[str] | None = None) -> RefreshReport:
     """Safe on several hosts at once: each refresh re-checks due-ness under the installation's lock."""
-    ids = list(store.installed_app_ids())
+    ids = list(store.installed_app_ids() if ids is None else ids)
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="refresh-due") as pool:
         outcomes = list(pool.map(lambda iaid: _one(iaid, store, keeper, within_seconds, clock), ids))
     counts = {"refreshed": 0, "already_fresh": 0}
@@ -114,24 +127,70 @@ def _one(installed_app_id: str, store: Store, keeper: TokenKeeper, within_second
 
 
 def run(*, settings: Settings, within_seconds: float = DEFAULT_WITHIN_SECONDS, concurrency: int = 8,
-        clock: Callable[[], float] = time.time) -> RefreshReport:
-    """Open the configured store and sweep it; ConfigError when the settings cannot run."""
-    from smartapp.app import build_cipher
-    from smartapp.oauth import build_provider
-    from smartapp.smartthings import SmartThingsClient
-    from smartapp.store import open_store
-    from smartapp.tokens import build_keeper
+        processes: int = 1, clock: Callable[[], float] = time.time) -> RefreshReport:
+    """Open the configured store and sweep it; ConfigError when the settings cannot run.
 
+    `concurrency` installations are refreshed at once in all; with `processes` > 1 they are split
+    over that many processes, because one process's refreshes share one core (the GIL).
+    """
     problems = settings.problems()
     if problems:
         raise ConfigError(problems)
-    provider = build_provider(settings)
-    store = open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path, cipher=build_cipher(settings),
-                       clock=clock)
+    if processes <= 1:
+        return _sweep_in_this_process(settings, None, within_seconds, concurrency, clock)
+    if clock is not time.time:
+        raise ValueError("a sweep over several processes runs on the wall clock")
+    store = _open_store(settings, clock)
     try:
-        keeper = build_keeper(store=store, smartthings=SmartThingsClient(api_url=settings.api_url),
-                              settings=settings, provider=provider, clock=clock)
-        return sweep(store=store, keeper=keeper, within_seconds=within_seconds, concurrency=concurrency, clock=clock)
+        ids = list(store.installed_app_ids())
+    finally:
+        store.close()
+    shards = [shard for shard in (ids[index::processes] for index in range(processes)) if shard]
+    threads = max(1, math.ceil(concurrency / processes))
+    # spawn, not fork: the caller may run threads (a fork copies their locks mid-use).
+    context = multiprocessing.get_context("spawn")
+    from smartapp import logs
+
+    reports = []
+    with ProcessPoolExecutor(max(1, len(shards)), mp_context=context, initializer=logs.configure,
+                             initargs=(settings.log_format,)) as pool:
+        futures = [pool.submit(_sweep_in_this_process, settings, shard, within_seconds, threads, time.time)
+                   for shard in shards]
+        for shard, future in zip(shards, futures):
+            try:
+                reports.append(future.result())
+            except BrokenProcessPool:
+                # Killed (OOM, signal): its installations are not known to be fresh, so they count as failed.
+                log.error("refresh_process_died", extra={"reason": "sweep_process_died", "installations": len(shard)})
+                reports.append(RefreshReport(checked=len(shard), failures=tuple(
+                    Failure(installed_app_id, "any", "sweep_process_died") for installed_app_id in shard)))
+    return RefreshReport.combine(reports)
+
+
+def _open_store(settings: Settings, clock: Callable[[], float]) -> Store:
+    from smartapp.app import build_cipher
+    from smartapp.store import open_store
+
+    return open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path, cipher=build_cipher(settings),
+                      clock=clock)
+
+
+def _sweep_in_this_process(settings: Settings, ids: list[str] | None, within_seconds: float, concurrency: int,
+                           clock: Callable[[], float]) -> RefreshReport:
+    """Sweep `ids` (None: every installation) with this process's own store connections and HTTP sessions."""
+    from smartapp.oauth import build_provider
+    from smartapp.outbound import size_pool
+    from smartapp.smartthings import SmartThingsClient
+    from smartapp.tokens import build_keeper
+
+    provider = build_provider(settings)
+    store = _open_store(settings, clock)
+    try:
+        smartthings = SmartThingsClient(api_url=settings.api_url)
+        size_pool(smartthings.session, concurrency)  # every thread keeps its connection to the token endpoint
+        keeper = build_keeper(store=store, smartthings=smartthings, settings=settings, provider=provider, clock=clock)
+        return sweep(store=store, keeper=keeper, within_seconds=within_seconds, concurrency=concurrency, clock=clock,
+                     ids=ids)
     finally:
         store.close()
 
@@ -148,6 +207,17 @@ def duration(text: str) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
+def _positive(text: str) -> int:
+    """A whole number of at least 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `refresh-due` on the `smartapp` command's subparsers; it runs `main(args)`."""
     parser = subparsers.add_parser(
@@ -157,7 +227,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "refresh failed, 2 on a bad configuration.")
     parser.add_argument("--within", type=duration, default=float(DEFAULT_WITHIN_SECONDS),
                         help="refresh access tokens expiring within this time (default 1h)")
-    parser.add_argument("--concurrency", type=int, default=8, help="installations refreshed in parallel (default 8)")
+    parser.add_argument("--concurrency", type=_positive, default=8,
+                        help="installations refreshed in parallel, in all (default 8)")
+    parser.add_argument("--processes", type=_positive, default=1,
+                        help="split the sweep over this many processes; one process uses one core, so raise it up "
+                             "to the host's cores when a large sweep is CPU-bound (default 1)")
     parser.set_defaults(run=main)
     return parser
 
@@ -168,7 +242,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
         logs.configure(settings.log_format)
-        report = run(settings=settings, within_seconds=args.within, concurrency=args.concurrency)
+        report = run(settings=settings, within_seconds=args.within, concurrency=args.concurrency,
+                     processes=args.processes)
     except ConfigError as error:
         print("configuration problems:", file=sys.stderr)
         for problem in error.problems:

@@ -154,6 +154,43 @@ def test_two_hosts_at_once_refresh_each_installation_once(settings, store, smart
         assert store.get(iaid).refresh_token in smartthings_tokens.refresh_tokens
 
 
+def test_several_processes_split_the_sweep_and_add_up_their_reports(settings, store, smartthings_tokens):
+    due = [install(store, smartthings_tokens, expires_in=60) for _ in range(9)]
+    fresh = install(store, smartthings_tokens, expires_in=20 * 3600, age=2 * DAY)
+    flagged = install(store, smartthings_tokens, expires_in=-60, reauth_required="smartthings_refresh_rejected")
+    dead = install(store, smartthings_tokens, expires_in=60)
+    smartthings_tokens.refresh_tokens.pop(store.get(dead).refresh_token)  # revoked at SmartThings
+
+    report = refresh_due.run(settings=settings, concurrency=4, processes=3)
+    assert (report.checked, report.refreshed, report.already_fresh) == (12, 9, 0)
+    assert report.needs_reauth == (flagged,)
+    assert report.failures == (refresh_due.Failure(dead, "smartthings", "reauth_required"),)
+    assert report.exit_code == 1
+    assert len(set(smartthings_tokens.refresh_attempts)) == smartthings_tokens.refresh_calls == 10
+    for iaid in due:
+        assert store.get(iaid).auth_token.startswith("st-at-")
+    assert store.get(fresh).auth_token == "st-old"
+
+
+def test_more_processes_than_installations(settings, store, smartthings_tokens):
+    iaid = install(store, smartthings_tokens, expires_in=60)
+    report = refresh_due.run(settings=settings, processes=4)
+    assert (report.checked, report.refreshed, report.exit_code) == (1, 1, 0)
+    assert store.get(iaid).auth_token.startswith("st-at-")
+    assert refresh_due.run(settings=settings, processes=4).refreshed == 0
+
+
+def test_the_threads_keep_their_connections_to_the_token_endpoint(settings, store, smartthings_tokens, cloud):
+    """requests keeps 10 connections per host; a wider sweep would reconnect on most calls without a bigger pool."""
+    for _ in range(64):
+        install(store, smartthings_tokens, expires_in=60)
+    smartthings_tokens.delay = 0.1  # keep 16 calls in flight at once
+    before = cloud.api.connections
+    report = refresh_due.run(settings=settings, concurrency=16)
+    assert report.refreshed == 64 and report.exit_code == 0
+    assert cloud.api.connections - before <= 16
+
+
 def run_command(environment: dict, cwd: Path, *args: str) -> subprocess.Popen:
     """The installed console script, as a scheduler runs it."""
     from tests.test_cli import smartapp_command
@@ -176,6 +213,15 @@ def test_the_subcommand_from_two_processes(environment, store, smartthings_token
     assert all(ST_CLIENT_SECRET not in out + err for out, err in outputs)
 
 
+def test_the_subcommand_over_two_processes(environment, store, smartthings_tokens, tmp_path):
+    for _ in range(5):
+        install(store, smartthings_tokens, expires_in=60)
+    out, err = (process := run_command(environment, tmp_path, "--processes", "2")).communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "5 installations checked, 5 refreshed" in out and smartthings_tokens.refresh_calls == 5
+    assert ST_CLIENT_SECRET not in out + err
+
+
 def test_the_subcommand_exits_1_on_failure_and_2_on_bad_configuration(environment, store, smartthings_tokens,
                                                                       tmp_path):
     install(store, smartthings_tokens, expires_in=60)
@@ -193,10 +239,12 @@ def test_durations(text, seconds):
     assert refresh_due.duration(text) == seconds
 
 
-def test_bad_durations_are_usage_errors():
+@pytest.mark.parametrize("arguments", [["--within", "soon"], ["--processes", "0"], ["--processes", "two"],
+                                       ["--concurrency", "-1"]])
+def test_bad_arguments_are_usage_errors(arguments):
     parser = argparse.ArgumentParser()
     refresh_due.add_parser(parser.add_subparsers(dest="command"))
     with pytest.raises(SystemExit):
-        parser.parse_args(["refresh-due", "--within", "soon"])
+        parser.parse_args(["refresh-due", *arguments])
     args = parser.parse_args(["refresh-due"])
     assert args.within == 3600 and args.concurrency == 8 and args.run is refresh_due.main
