@@ -130,6 +130,11 @@ class TextFormatter(logging.Formatter):
         return scrub(line)
 
 
+def configured() -> bool:
+    """Whether `configure` has set up the `smartapp` loggers in this process."""
+    return any(getattr(handler, "_smartapp", False) for handler in logging.getLogger("smartapp").handlers)
+
+
 def configure(log_format: str = "json", *, stream=None) -> None:
     """Send the `smartapp` loggers to stdout in the chosen format (idempotent)."""
     logger = logging.getLogger("smartapp")

@@ -151,9 +151,11 @@ def run(*, settings: Settings, within_seconds: float = DEFAULT_WITHIN_SECONDS, c
     context = multiprocessing.get_context("spawn")
     from smartapp import logs
 
+    # A spawned process starts with no log handlers: it logs like this one, or not at all.
+    child_log_format = settings.log_format if logs.configured() else None
     reports = []
-    with ProcessPoolExecutor(max(1, len(shards)), mp_context=context, initializer=logs.configure,
-                             initargs=(settings.log_format,)) as pool:
+    with ProcessPoolExecutor(max(1, len(shards)), mp_context=context, initializer=_configure_logs,
+                             initargs=(child_log_format,)) as pool:
         futures = [pool.submit(_sweep_in_this_process, settings, shard, within_seconds, threads, time.time)
                    for shard in shards]
         for shard, future in zip(shards, futures):
@@ -165,6 +167,13 @@ def run(*, settings: Settings, within_seconds: float = DEFAULT_WITHIN_SECONDS, c
                 reports.append(RefreshReport(checked=len(shard), failures=tuple(
                     Failure(installed_app_id, "any", "sweep_process_died") for installed_app_id in shard)))
     return RefreshReport.combine(reports)
+
+
+def _configure_logs(log_format: str | None) -> None:
+    if log_format is not None:
+        from smartapp import logs
+
+        logs.configure(log_format)
 
 
 def _open_store(settings: Settings, clock: Callable[[], float]) -> Store:

@@ -219,6 +219,8 @@ def test_the_subcommand_over_two_processes(environment, store, smartthings_token
     out, err = (process := run_command(environment, tmp_path, "--processes", "2")).communicate(timeout=60)
     assert process.returncode == 0, err
     assert "5 installations checked, 5 refreshed" in out and smartthings_tokens.refresh_calls == 5
+    # Each sweep process logs like the command does: one JSON line per refresh.
+    assert sum('"message": "token_refreshed"' in line for line in out.splitlines()) == 5
     assert ST_CLIENT_SECRET not in out + err
 
 
