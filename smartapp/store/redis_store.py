@@ -310,8 +310,8 @@ class RedisStore:
                              wait_seconds=wait_seconds)
 
     def release_lock(self, installed_app_id: str, owner: str) -> None:
-        with _unavailable_as_503():
-            self._release_lock(keys=[self.lock_key(installed_app_id)], args=[owner])
+        with _unavailable_as_503():  # compare-and-delete: a retry after a lost reply is harmless
+            self._scripts.run(self._release_lock, [self.lock_key(installed_app_id)], [owner])
 
     # --- keys and lifecycle -------------------------------------------------------------------
 
