@@ -404,6 +404,11 @@ def targets(rows: list[tuple[str, str, dict]], floor: float) -> list[str]:
                     flood["rps"] >= 5 * node["bad signature"]["rps"]),
                    ("flood key fetches per distinct keyId", flood["fetches"] / FLOOD_KEY_IDS, "<= 1",
                     flood["fetches"] <= FLOOD_KEY_IDS)]
+        if "unknown-keyId flood" in node:
+            # The wording also reads as "the Node SDK's rate under the same flood" (it fetches each keyId).
+            peer = node["unknown-keyId flood"]
+            checks.append(("flood vs Node x2 under the same flood", flood["rps"] / peer["rps"], ">= 5x",
+                           flood["rps"] >= 5 * peer["rps"]))
     if ours:
         peak = max(r["rss"] for r in ours.values())
         checks.append(("peak RSS per worker, MB", peak, "<= 60", peak <= 60))
