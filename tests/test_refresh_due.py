@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -178,6 +179,39 @@ def test_more_processes_than_installations(settings, store, smartthings_tokens):
     assert (report.checked, report.refreshed, report.exit_code) == (1, 1, 0)
     assert store.get(iaid).auth_token.startswith("st-at-")
     assert refresh_due.run(settings=settings, processes=4).refreshed == 0
+
+
+def _spawned_children() -> list[int]:
+    """Processes this test process started with multiprocessing's spawn method."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"spawn_main" in cmdline:
+            children.append(int(entry.name))
+    return children
+
+
+def test_a_killed_sweep_process_fails_the_run_instead_of_crashing_it(settings, store, smartthings_tokens):
+    ids = [install(store, smartthings_tokens, expires_in=60) for _ in range(4)]
+    smartthings_tokens.delay = 3.0  # both processes are mid-refresh when one is killed
+
+    def kill_one_process() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (len(_spawned_children()) < 2 or smartthings_tokens.refresh_calls < 1):
+            time.sleep(0.05)
+        os.kill(_spawned_children()[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_one_process)
+    killer.start()
+    report = refresh_due.run(settings=settings, concurrency=2, processes=2)
+    killer.join()
+    assert report.exit_code == 1 and report.checked == 4
+    died = {failure.installed_app_id for failure in report.failures if failure.reason == "sweep_process_died"}
+    assert died and died <= set(ids)
 
 
 def test_the_threads_keep_their_connections_to_the_token_endpoint(settings, store, smartthings_tokens, cloud):
