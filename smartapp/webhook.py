@@ -20,6 +20,7 @@ from smartapp.errors import (
 )
 from smartapp.jsonbody import parse_json
 from smartapp.lifecycle import lifecycle_name, parse
+from smartapp.rejection_log import RejectionLogLimit
 from smartapp.services import Context, Services
 from smartapp.settings import Settings
 from smartapp.signature import Verifier
@@ -88,9 +89,10 @@ def _short(value: object) -> str | None:
 class Webhook:
     """Answers lifecycle POSTs without Flask's request machinery: this runs for every SmartThings call."""
 
-    def __init__(self, services: Services, verifier: Verifier) -> None:
+    def __init__(self, services: Services, verifier: Verifier, rejection_log: RejectionLogLimit | None = None) -> None:
         self.services = services
         self.verifier = verifier
+        self.rejection_log = rejection_log or RejectionLogLimit()
 
     def __call__(self, environ: dict, start_response: Callable[..., Any]) -> list[bytes]:
         status, body = self._answer(environ)
@@ -141,11 +143,22 @@ class Webhook:
                 _release(services, claimed_marker)
             return status, _error_body(status, reason)
         finally:
-            level = logging.WARNING if status >= 400 else logging.INFO
-            log.log(level, "request", extra={
-                **fields, "status": status, "reason": reason,
-                "durationMs": round((time.perf_counter() - started) * 1000, 2),
-            })
+            self._log(status, reason, fields, started)
+
+    def _log(self, status: int, reason: str | None, fields: dict[str, object], started: float) -> None:
+        unlogged = self.rejection_log.finished_interval()
+        if unlogged:
+            log.warning("rejections_not_logged", extra={
+                "reason": "log_rate_limited", "counts": unlogged,
+                "linesPerReason": self.rejection_log.lines_per_reason,
+                "intervalSeconds": self.rejection_log.interval_seconds})
+        # Rejections are capped per reason (a flood must not become a log flood); a 500 is our bug: always logged.
+        if status >= 400 and status != 500 and not self.rejection_log.admit(str(reason)):
+            return
+        log.log(logging.WARNING if status >= 400 else logging.INFO, "request", extra={
+            **fields, "status": status, "reason": reason,
+            "durationMs": round((time.perf_counter() - started) * 1000, 2),
+        })
 
 
 def _release(services: Services, marker: str) -> None:

@@ -1,0 +1,70 @@
+"""Rejected requests are logged up to a cap per reason and second; the rest are counted in one summary line."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from smartapp.rejection_log import LINES_PER_REASON, RejectionLogLimit
+from tests.conftest import load_fixture
+from tests.webhook_client import post_signed
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_each_reason_has_its_own_cap_per_interval():
+    clock = Clock()
+    limit = RejectionLogLimit(lines_per_reason=3, interval_seconds=1.0, clock=clock)
+    assert [limit.admit("bad_signature") for _ in range(5)] == [True, True, True, False, False]
+    assert limit.admit("date_out_of_window") is True
+    clock.now += 0.99
+    assert limit.finished_interval() == {} and limit.admit("bad_signature") is False
+    clock.now += 0.02
+    assert limit.finished_interval() == {"bad_signature": 3}
+    assert limit.finished_interval() == {}  # reported once
+    assert limit.admit("bad_signature") is True  # a new interval, a new allowance
+
+
+def test_an_interval_without_unlogged_rejections_reports_nothing():
+    clock = Clock()
+    limit = RejectionLogLimit(lines_per_reason=3, interval_seconds=1.0, clock=clock)
+    limit.admit("bad_signature")
+    clock.now += 5
+    assert limit.finished_interval() == {}
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app("sqlite")
+
+
+def request_lines(log) -> list:
+    return [record for record in log.records if record.getMessage() == "request"]
+
+
+def test_a_flood_of_forged_requests_logs_a_few_lines_and_a_count(client, signer, smartapp_log):
+    body = load_fixture("install.json")
+    limit = LINES_PER_REASON
+    for _ in range(limit + 15):
+        assert post_signed(client, signer, body, signature="AAAA" * 86 + "AA==").status_code == 401
+    rejected = [r for r in request_lines(smartapp_log) if r.status == 401]
+    assert len(rejected) == limit and {r.reason for r in rejected} == {"bad_signature"}
+
+    time.sleep(1.05)  # the interval ends; the next request of any kind reports it
+    assert client.post("/", json=load_fixture("ping.json")).status_code == 200
+    summaries = [r for r in smartapp_log.records if r.getMessage() == "rejections_not_logged"]
+    assert len(summaries) == 1 and summaries[0].counts == {"bad_signature": 15}
+    assert [r.status for r in request_lines(smartapp_log)][-1] == 200
+
+
+def test_answered_requests_are_never_capped(client, smartapp_log):
+    for _ in range(40):
+        assert client.post("/", json=load_fixture("ping.json")).status_code == 200
+    assert len(request_lines(smartapp_log)) == 40
