@@ -1,6 +1,7 @@
 """Before/after: this checkout against an earlier commit, both under the default gunicorn config, in one run.
 
 Usage:  .venv/bin/python bench/compare.py <git ref> [--rounds 2] [--duration 8] [--distinct 30000]
+                                         [--scenarios "signed EVENT,signed CONFIG PAGE,PING"]
 Needs:  wrk, redis-server, git. Loopback only. The ref is checked out into a temporary git worktree.
 """
 
@@ -30,6 +31,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--distinct", type=int, default=30000)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="comma-separated bench/run.py scenario names (e.g. 'bad signature,unknown-keyId flood')")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server", "git"):
         if not shutil.which(tool):
@@ -48,7 +51,8 @@ def main() -> int:
                                         serialization.NoEncryption())
     try:
         signed = bench.sign_scenarios(pem, key.key_id, time.time() + bench.DATE_AHEAD_SECONDS, work, args.distinct)
-        scenarios = [scenario for scenario in signed if scenario.name in SCENARIOS]
+        wanted = args.scenarios.split(",")
+        scenarios = [scenario for scenario in signed if scenario.name in wanted]
         env = {"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": bench.TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
                "SMARTAPP_DB_PATH": str(work / "bench.db"), "LOG_FORMAT": "json"}
         import redis as redis_py

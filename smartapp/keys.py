@@ -207,10 +207,14 @@ class KeyResolver:
                     raise SignatureError(refusal.reason)
                 del self._refusals[key_id]
             flight = self._flights.get(key_id)
-            leader = flight is None
+            # Nothing to serve and no fetch allowed (a flood of made-up ids): no single flight to set up.
+            throttled = flight is None and cached is None and self._refilled_tokens(now) < 1.0
+            leader = flight is None and not throttled
             if leader:
                 flight = self._flights[key_id] = _Flight()
 
+        if throttled:
+            return self._stale_or_unavailable(key_id, None, "key_fetch_throttled")
         if not leader:
             # Single flight: 50 concurrent first requests for a new keyId cost one fetch.
             if not flight.done.wait(self._fetch_seconds + 2 * _FETCH_GRACE_SECONDS):
@@ -316,13 +320,17 @@ class KeyResolver:
         """Token bucket over outbound fetches, so a flood of made-up keyIds cannot become a fetch flood."""
         now = self._clock()
         with self._lock:
-            elapsed = max(0.0, now - self._tokens_at)
-            self._tokens = min(self._budget, self._tokens + elapsed * self._refill)
-            self._tokens_at = now
-            if self._tokens < 1.0:
+            if self._refilled_tokens(now) < 1.0:
                 return False
             self._tokens -= 1.0
             return True
+
+    def _refilled_tokens(self, now: float) -> float:
+        """The fetches the bucket allows at `now` (the caller holds the lock)."""
+        elapsed = max(0.0, now - self._tokens_at)
+        self._tokens = min(self._budget, self._tokens + elapsed * self._refill)
+        self._tokens_at = now
+        return self._tokens
 
     def _fetch(self, key_id: str) -> tuple[int, bytes]:
         """GET the key server in a helper thread so DNS, a stall or a drip cannot outlast the deadline."""

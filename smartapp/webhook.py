@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -43,6 +44,7 @@ def _json(body: dict) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+@functools.lru_cache(maxsize=128)  # reasons are this service's own codes: a small, fixed set
 def _error_body(status: int, reason: str) -> bytes:
     # One body for every authentication failure, so a 401 says nothing about which check failed.
     return _UNAUTHORIZED if status == 401 else _json({"error": reason})
