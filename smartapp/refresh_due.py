@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import multiprocessing
 import re
 import sys
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 from smartapp.deadline import Deadline
 from smartapp.errors import SmartAppError
@@ -146,34 +145,53 @@ def run(*, settings: Settings, within_seconds: float = DEFAULT_WITHIN_SECONDS, c
     finally:
         store.close()
     shards = [shard for shard in (ids[index::processes] for index in range(processes)) if shard]
-    threads = max(1, math.ceil(concurrency / processes))
     # spawn, not fork: the caller may run threads (a fork copies their locks mid-use).
     context = multiprocessing.get_context("spawn")
     from smartapp import logs
 
     # A spawned process starts with no log handlers: it logs like this one, or not at all.
-    child_log_format = settings.log_format if logs.configured() else None
+    log_format = settings.log_format if logs.configured() else None
+    # One process per shard, each joined on its own: if one dies, the others finish their refreshes
+    # (a process pool would terminate them mid-call, losing refresh tokens already rotated upstream).
+    running = []
+    for index, shard in enumerate(shards):
+        # The concurrency is shared out, so that in all no more than `concurrency` refreshes run at once.
+        threads = max(1, concurrency // len(shards) + (index < concurrency % len(shards)))
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_sweep_shard, name=f"refresh-due-{index}",
+                                  args=(sender, settings, shard, within_seconds, threads, log_format))
+        process.start()
+        sender.close()  # the child holds the only sending end: its death reads as end-of-file here
+        running.append((shard, process, receiver))
     reports = []
-    with ProcessPoolExecutor(max(1, len(shards)), mp_context=context, initializer=_configure_logs,
-                             initargs=(child_log_format,)) as pool:
-        futures = [pool.submit(_sweep_in_this_process, settings, shard, within_seconds, threads, time.time)
-                   for shard in shards]
-        for shard, future in zip(shards, futures):
-            try:
-                reports.append(future.result())
-            except BrokenProcessPool:
-                # Killed (OOM, signal): its installations are not known to be fresh, so they count as failed.
-                log.error("refresh_process_died", extra={"reason": "sweep_process_died", "installations": len(shard)})
-                reports.append(RefreshReport(checked=len(shard), failures=tuple(
-                    Failure(installed_app_id, "any", "sweep_process_died") for installed_app_id in shard)))
+    for shard, process, receiver in running:
+        try:
+            report = receiver.recv()
+        except EOFError:
+            report = None
+        finally:
+            receiver.close()
+            process.join()
+        if report is None:
+            # Killed (OOM, signal) or crashed: its installations are not known to be fresh, so they count as failed.
+            log.error("refresh_process_died", extra={"reason": "sweep_process_died", "installations": len(shard),
+                                                     "exitCode": process.exitcode})
+            report = RefreshReport(checked=len(shard), failures=tuple(
+                Failure(installed_app_id, "any", "sweep_process_died") for installed_app_id in shard))
+        reports.append(report)
     return RefreshReport.combine(reports)
 
 
-def _configure_logs(log_format: str | None) -> None:
+def _sweep_shard(sender: Connection, settings: Settings, ids: list[str], within_seconds: float, concurrency: int,
+                 log_format: str | None) -> None:
+    """A sweep process: sweep `ids`, send the report back to the parent."""
     if log_format is not None:
         from smartapp import logs
 
         logs.configure(log_format)
+    report = _sweep_in_this_process(settings, ids, within_seconds, concurrency, time.time)
+    sender.send(report)
+    sender.close()
 
 
 def _open_store(settings: Settings, clock: Callable[[], float]) -> Store:
