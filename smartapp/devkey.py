@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from smartapp.errors import SignatureError
+from smartapp.rejection_log import RejectionLogLimit
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,14 @@ def trusting_dev_key(resolve: KeyResolve, public_key: RSAPublicKey) -> KeyResolv
     Only the key source changes: the Verifier still checks the header, Date, Digest and signature.
     """
     trusted_id = dev_key_id(public_key)
+    rejection_log = RejectionLogLimit()  # one line per forged request would let a flood flood the log
 
     def resolve_with_dev_key(key_id: str) -> RSAPublicKey:
         if key_id == trusted_id:
             return public_key
         if key_id.startswith(DEV_KEY_PREFIX):
-            log.warning("key_rejected reason=unknown_dev_key key_id=%r expected=%s", key_id[:100], trusted_id)
+            if rejection_log.admit("unknown_dev_key"):
+                log.warning("key_rejected reason=unknown_dev_key key_id=%r expected=%s", key_id[:100], trusted_id)
             raise SignatureError("unknown_key")
         return resolve(key_id)
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from smartapp.errors import KeyUnavailable, SignatureError
+from smartapp.rejection_log import RejectionLogLimit
 from smartapp.signature import MIN_KEY_BITS
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ class KeyResolver:
         self._tokens = self._budget
         self._tokens_at = clock()
         self._throttle_logged_at = float("-inf")
+        # Rejections decided without a fetch can come once per request: their lines are capped too.
+        self._rejection_log = RejectionLogLimit()
 
     def resolve(self, key_id: str) -> RSAPublicKey:
         """The key for `key_id`; SignatureError if it is not a key SmartThings vouches for,
@@ -188,7 +191,7 @@ class KeyResolver:
         if key_id.startswith(LEGACY_PREFIX):
             return self._resolve_configured(key_id)
         if not _KEY_ID_RE.fullmatch(key_id):
-            logger.warning("key_rejected reason=invalid_key_id key_id=%s", _shown(key_id))
+            self._log_rejected("invalid_key_id", key_id)
             raise SignatureError("invalid_key_id")
 
         now = self._clock()
@@ -208,7 +211,7 @@ class KeyResolver:
                 del self._refusals[key_id]
             flight = self._flights.get(key_id)
             # Nothing to serve and no fetch allowed (a flood of made-up ids): no single flight to set up.
-            throttled = flight is None and cached is None and self._refilled_tokens(now) < 1.0
+            throttled = flight is None and cached is None and self._refilled_tokens() < 1.0
             leader = flight is None and not throttled
             if leader:
                 flight = self._flights[key_id] = _Flight()
@@ -234,9 +237,13 @@ class KeyResolver:
     def _resolve_configured(self, key_id: str) -> RSAPublicKey:
         fingerprint = key_id[len(LEGACY_PREFIX) :]
         if self._configured_key is None or fingerprint != self._configured_fingerprint:
-            logger.warning("key_rejected reason=unknown_key key_id=%s", _shown(key_id))
+            self._log_rejected("unknown_key", key_id)
             raise SignatureError("unknown_key")
         return self._configured_key
+
+    def _log_rejected(self, reason: str, key_id: str) -> None:
+        if self._rejection_log.admit(reason):
+            logger.warning("key_rejected reason=%s key_id=%s", reason, _shown(key_id))
 
     def _refresh(self, key_id: str, cached: _CachedKey | None) -> RSAPublicKey:
         if not self._take_token():
@@ -318,17 +325,18 @@ class KeyResolver:
 
     def _take_token(self) -> bool:
         """Token bucket over outbound fetches, so a flood of made-up keyIds cannot become a fetch flood."""
-        now = self._clock()
         with self._lock:
-            if self._refilled_tokens(now) < 1.0:
+            if self._refilled_tokens() < 1.0:
                 return False
             self._tokens -= 1.0
             return True
 
-    def _refilled_tokens(self, now: float) -> float:
-        """The fetches the bucket allows at `now` (the caller holds the lock)."""
-        elapsed = max(0.0, now - self._tokens_at)
-        self._tokens = min(self._budget, self._tokens + elapsed * self._refill)
+    def _refilled_tokens(self) -> float:
+        """The fetches the bucket allows now (the caller holds the lock)."""
+        # Read under the lock and never behind the last refill: a time read before waiting for the
+        # lock would move `_tokens_at` back, and the next caller would be credited that time again.
+        now = max(self._clock(), self._tokens_at)
+        self._tokens = min(self._budget, self._tokens + (now - self._tokens_at) * self._refill)
         self._tokens_at = now
         return self._tokens
 

@@ -150,8 +150,9 @@ class Webhook:
     def _log(self, status: int, reason: str | None, fields: dict[str, object], started: float) -> None:
         unlogged = self.rejection_log.finished_interval()
         if unlogged:
+            # Written while serving another request, but not about it: blank that request's ids.
             log.warning("rejections_not_logged", extra={
-                "reason": "log_rate_limited", "counts": unlogged,
+                "requestId": None, "correlationId": None, "reason": "log_rate_limited", "counts": unlogged,
                 "linesPerReason": self.rejection_log.lines_per_reason,
                 "intervalSeconds": self.rejection_log.interval_seconds})
         # Rejections are capped per reason (a flood must not become a log flood); a 500 is our bug: always logged.

@@ -312,6 +312,42 @@ def test_hostile_key_id_would_reach_attacker_if_concatenated(server, attacker):
 # --- D3/D4/D5: floods, cheap checks first, negative cache ----------------------------------------
 
 
+def test_a_clock_read_before_waiting_for_the_lock_cannot_refill_the_budget_twice(server):
+    """A resolve that read the time, then waited for the lock, must not move the bucket's clock back."""
+    now = [0.0]
+    late_readers: dict[str, tuple[threading.Event, float]] = {}
+
+    def clock() -> float:
+        name = threading.current_thread().name
+        if name in late_readers:  # this thread reads the time, then is held up before the lock
+            released, read_at = late_readers.pop(name)
+            released.wait()
+            return read_at
+        return now[0]
+
+    resolver = KeyResolver(key_server=server.url, clock=clock, fetch_budget=1, fetch_refill_per_second=1.0)
+
+    def outcome(n: int) -> str:
+        try:
+            resolver.resolve(key_id(n))
+        except (SignatureError, KeyUnavailable) as error:
+            return error.reason
+        return "resolved"
+
+    assert outcome(1) == "unknown_key"  # spends the one fetch
+    released = threading.Event()
+    late_readers["late"] = (released, 0.5)
+    late = threading.Thread(target=outcome, args=(2,), name="late")
+    late.start()
+    now[0] = 1.0
+    assert outcome(3) == "unknown_key"  # one second refilled one fetch
+    released.set()
+    late.join()
+    now[0] = 1.5
+    outcome(4)
+    assert server.total_fetches == 2  # 1 + 1.5 s x 1/s allows two fetches by now, not three
+
+
 def test_flood_of_unknown_ids_is_bounded_by_fetch_budget(make_resolver, server, clock, test_key, caplog):
     server.publish(test_key.key_id, test_key.certificate_pem)
     resolver = make_resolver(fetch_budget=6, fetch_refill_per_second=1.0)

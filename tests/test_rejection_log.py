@@ -61,7 +61,19 @@ def test_a_flood_of_forged_requests_logs_a_few_lines_and_a_count(client, signer,
     assert client.post("/", json=load_fixture("ping.json")).status_code == 200
     summaries = [r for r in smartapp_log.records if r.getMessage() == "rejections_not_logged"]
     assert len(summaries) == 1 and summaries[0].counts == {"bad_signature": 15}
+    assert summaries[0].requestId is None  # not the id of the request it was written with
     assert [r.status for r in request_lines(smartapp_log)][-1] == 200
+
+
+@pytest.mark.parametrize("key_id", ["/SmartThings/00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff", "/pl/not valid/zz"])
+def test_forged_key_ids_rejected_without_a_fetch_are_capped_too(client, signer, smartapp_log, key_id):
+    body = load_fixture("install.json")
+    for _ in range(LINES_PER_REASON + 30):
+        assert post_signed(client, signer, body, key_id=key_id).status_code == 401
+    messages = [record.getMessage().split(" key_id")[0] for record in smartapp_log.records]
+    assert {message: messages.count(message) for message in set(messages)} == {
+        "request": LINES_PER_REASON, messages[0]: LINES_PER_REASON}
+    assert messages[0].startswith("key_rejected reason=")
 
 
 def test_answered_requests_are_never_capped(client, smartapp_log):
