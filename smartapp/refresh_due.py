@@ -144,6 +144,12 @@ def run(*, settings: Settings, within_seconds: float = DEFAULT_WITHIN_SECONDS, c
         ids = list(store.installed_app_ids())
     finally:
         store.close()
+    return _sweep_in_processes(settings, ids, within_seconds, concurrency, min(processes, concurrency))
+
+
+def _sweep_in_processes(settings: Settings, ids: list[str], within_seconds: float, concurrency: int,
+                        processes: int) -> RefreshReport:
+    """Split `ids` over `processes` spawned processes and add up their reports."""
     shards = [shard for shard in (ids[index::processes] for index in range(processes)) if shard]
     # spawn, not fork: the caller may run threads (a fork copies their locks mid-use).
     context = multiprocessing.get_context("spawn")
@@ -156,7 +162,7 @@ def run(*, settings: Settings, within_seconds: float = DEFAULT_WITHIN_SECONDS, c
     running = []
     for index, shard in enumerate(shards):
         # The concurrency is shared out, so that in all no more than `concurrency` refreshes run at once.
-        threads = max(1, concurrency // len(shards) + (index < concurrency % len(shards)))
+        threads = concurrency // len(shards) + (index < concurrency % len(shards))
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(target=_sweep_shard, name=f"refresh-due-{index}",
                                   args=(sender, settings, shard, within_seconds, threads, log_format))
