@@ -196,8 +196,12 @@ def _sweep_shard(sender: Connection, settings: Settings, ids: list[str], within_
 
         logs.configure(log_format)
     report = _sweep_in_this_process(settings, ids, within_seconds, concurrency, time.time)
-    sender.send(report)
-    sender.close()
+    try:
+        sender.send(report)
+    except BrokenPipeError:
+        pass  # the parent was stopped; the refreshes are done and stored, only its summary is lost
+    finally:
+        sender.close()
 
 
 def _open_store(settings: Settings, clock: Callable[[], float]) -> Store:

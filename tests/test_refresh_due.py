@@ -219,6 +219,16 @@ def test_a_killed_sweep_process_fails_its_shard_and_the_others_finish(settings, 
         assert store.get(iaid).refresh_token in smartthings_tokens.refresh_tokens
 
 
+def test_a_sweep_process_whose_parent_is_gone_still_stores_its_refreshes(settings, store, smartthings_tokens):
+    import multiprocessing
+
+    iaid = install(store, smartthings_tokens, expires_in=60)
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    receiver.close()  # the parent was stopped while the process worked
+    refresh_due._sweep_shard(sender, settings, [iaid], 3600, 1, None)
+    assert store.get(iaid).auth_token.startswith("st-at-")
+
+
 def test_the_threads_keep_their_connections_to_the_token_endpoint(settings, store, smartthings_tokens, cloud):
     """requests keeps 10 connections per host; a wider sweep would reconnect on most calls without a bigger pool."""
     for _ in range(64):
