@@ -139,6 +139,9 @@ def run(*, settings: Settings, within_seconds: float = DEFAULT_WITHIN_SECONDS, c
         return _sweep_in_this_process(settings, None, within_seconds, concurrency, clock)
     if clock is not time.time:
         raise ValueError("a sweep over several processes runs on the wall clock")
+    from smartapp.oauth import build_provider
+
+    build_provider(settings)  # a provider it cannot build is a ConfigError (exit 2) here, not a dead process
     store = _open_store(settings, clock)
     try:
         ids = list(store.installed_app_ids())
@@ -172,11 +175,8 @@ def _sweep_in_processes(settings: Settings, ids: list[str], within_seconds: floa
     reports = []
     for shard, process, receiver in running:
         try:
-            report = receiver.recv()
-        except EOFError:
-            report = None
+            report = _receive_report(receiver)
         finally:
-            receiver.close()
             process.join()
         if report is None:
             # Killed (OOM, signal) or crashed: its installations are not known to be fresh, so they count as failed.
@@ -186,6 +186,16 @@ def _sweep_in_processes(settings: Settings, ids: list[str], within_seconds: floa
                 Failure(installed_app_id, "any", "sweep_process_died") for installed_app_id in shard))
         reports.append(report)
     return RefreshReport.combine(reports)
+
+
+def _receive_report(receiver: Connection) -> RefreshReport | None:
+    """The report a sweep process sent, or None if it died first (or part-way through sending it)."""
+    try:
+        return receiver.recv()
+    except (EOFError, OSError):  # EOFError: nothing sent; OSError: a large report cut short
+        return None
+    finally:
+        receiver.close()
 
 
 def _sweep_shard(sender: Connection, settings: Settings, ids: list[str], within_seconds: float, concurrency: int,

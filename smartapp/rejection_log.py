@@ -21,28 +21,34 @@ class RejectionLogLimit:
         self.interval_seconds = interval_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._interval_ends = clock() + interval_seconds
+        self._interval_ends = self._next_report = clock() + interval_seconds
         self._logged: dict[str, int] = {}
         self._unlogged: dict[str, int] = {}
 
-    def finished_interval(self) -> dict[str, int]:
-        """Once an interval is over: how many rejections per reason it did not log (once; {} if none)."""
-        now = self._clock()
-        if now < self._interval_ends:  # every request asks: no lock until an interval is over
-            return {}
-        with self._lock:
-            if now < self._interval_ends:
-                return {}
-            unlogged, self._unlogged, self._logged = self._unlogged, {}, {}
-            self._interval_ends = now + self.interval_seconds
-        return unlogged
-
     def admit(self, reason: str) -> bool:
-        """Whether this rejection gets its own log line; if not, it is counted for the summary."""
+        """Whether this rejection gets its own log line; if not, it is counted for the next report."""
+        now = self._clock()
         with self._lock:
+            if now >= self._interval_ends:
+                self._logged, self._interval_ends = {}, now + self.interval_seconds
             logged = self._logged.get(reason, 0)
             if logged < self.lines_per_reason:
                 self._logged[reason] = logged + 1
                 return True
             self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
             return False
+
+    def unlogged_report(self) -> dict[str, int]:
+        """At most once per interval: the rejections not logged since the last report, per reason ({} if none).
+
+        Owners that never ask (per-request detail lines) simply drop what is over the cap.
+        """
+        now = self._clock()
+        if not self._unlogged or now < self._next_report:  # every request asks: no lock in the usual case
+            return {}
+        with self._lock:
+            if now < self._next_report:
+                return {}
+            unlogged, self._unlogged = self._unlogged, {}
+            self._next_report = now + self.interval_seconds
+        return unlogged

@@ -148,7 +148,7 @@ class Webhook:
             self._log(status, reason, fields, started)
 
     def _log(self, status: int, reason: str | None, fields: dict[str, object], started: float) -> None:
-        unlogged = self.rejection_log.finished_interval()
+        unlogged = self.rejection_log.unlogged_report()
         if unlogged:
             # Written while serving another request, but not about it: blank that request's ids.
             log.warning("rejections_not_logged", extra={

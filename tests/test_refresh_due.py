@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from smartapp import refresh_due
-from smartapp.settings import Settings
+from smartapp.settings import ConfigError, Settings
 from smartapp.store import TokenCipher, open_store
 from tests.conftest import ST_CLIENT_ID, ST_CLIENT_SECRET, TOKEN_KEY
 from tests.fakes.oauth_provider import FakeAuthorizationServer, TokenAuthority
@@ -227,6 +227,32 @@ def test_a_sweep_process_whose_parent_is_gone_still_stores_its_refreshes(setting
     receiver.close()  # the parent was stopped while the process worked
     refresh_due._sweep_shard(sender, settings, [iaid], 3600, 1, None)
     assert store.get(iaid).auth_token.startswith("st-at-")
+
+
+def test_a_provider_it_cannot_build_is_a_configuration_error_with_several_processes_too(environment, store,
+                                                                                        smartthings_tokens):
+    install(store, smartthings_tokens, expires_in=60)
+    broken = Settings.from_env({**environment, "SMARTAPP_OAUTH_CLIENT_SECRET": ""}, dotenv=None)
+    for processes in (1, 2):
+        with pytest.raises(ConfigError):
+            refresh_due.run(settings=broken, processes=processes)
+
+
+def test_a_report_cut_short_reads_as_a_dead_process():
+    """A process killed while it sends a large report (blocked until the parent reads) leaves half a message."""
+    import multiprocessing
+    import struct
+
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    sender._send(struct.pack("!i", 100_000) + b"\x80" * 10)  # a length header, then the first bytes only
+    sender.close()
+    assert refresh_due._receive_report(receiver) is None
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    sender.close()  # died before sending anything
+    assert refresh_due._receive_report(receiver) is None
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    sender.send(refresh_due.RefreshReport(checked=3, refreshed=2))
+    assert refresh_due._receive_report(receiver) == refresh_due.RefreshReport(checked=3, refreshed=2)
 
 
 def test_the_threads_keep_their_connections_to_the_token_endpoint(settings, store, smartthings_tokens, cloud):

@@ -24,12 +24,26 @@ def test_each_reason_has_its_own_cap_per_interval():
     limit = RejectionLogLimit(lines_per_reason=3, interval_seconds=1.0, clock=clock)
     assert [limit.admit("bad_signature") for _ in range(5)] == [True, True, True, False, False]
     assert limit.admit("date_out_of_window") is True
+    clock.now += 1.01
+    # A new interval, a new allowance, whether or not anyone asked for a report in between.
+    assert [limit.admit("bad_signature") for _ in range(4)] == [True, True, True, False]
+
+
+def test_unlogged_rejections_are_reported_at_most_once_per_interval():
+    clock = Clock()
+    limit = RejectionLogLimit(lines_per_reason=1, interval_seconds=1.0, clock=clock)
+    assert limit.unlogged_report() == {}
+    for reason in ("bad_signature", "bad_signature", "bad_signature", "invalid_key_id", "invalid_key_id"):
+        limit.admit(reason)
     clock.now += 0.99
-    assert limit.finished_interval() == {} and limit.admit("bad_signature") is False
+    assert limit.unlogged_report() == {}  # the interval is not over
     clock.now += 0.02
-    assert limit.finished_interval() == {"bad_signature": 3}
-    assert limit.finished_interval() == {}  # reported once
-    assert limit.admit("bad_signature") is True  # a new interval, a new allowance
+    assert limit.unlogged_report() == {"bad_signature": 2, "invalid_key_id": 1}
+    assert limit.unlogged_report() == {}  # reported once
+    assert [limit.admit("bad_signature") for _ in range(2)] == [True, False]  # a new interval: one line, one over
+    assert limit.unlogged_report() == {}  # the next report waits for the next interval
+    clock.now += 1.0
+    assert limit.unlogged_report() == {"bad_signature": 1}
 
 
 def test_an_interval_without_unlogged_rejections_reports_nothing():
@@ -37,7 +51,27 @@ def test_an_interval_without_unlogged_rejections_reports_nothing():
     limit = RejectionLogLimit(lines_per_reason=3, interval_seconds=1.0, clock=clock)
     limit.admit("bad_signature")
     clock.now += 5
-    assert limit.finished_interval() == {}
+    assert limit.unlogged_report() == {}
+
+
+def test_the_key_resolver_logs_a_rejected_key_id_again_in_a_later_second(smartapp_log):
+    """Its cap is only ever asked to admit: it must still start a new allowance every interval."""
+    from smartapp.errors import SignatureError
+    from smartapp.keys import KeyResolver
+
+    clock = Clock()
+    resolver = KeyResolver(key_server="http://127.0.0.1:9")
+    resolver._rejection_log = RejectionLogLimit(lines_per_reason=2, interval_seconds=1.0, clock=clock)
+
+    def rejected_lines_after(attempts: int) -> int:
+        for _ in range(attempts):
+            with pytest.raises(SignatureError):
+                resolver.resolve("/pl/not valid/zz")
+        return sum(r.getMessage().startswith("key_rejected reason=invalid_key_id") for r in smartapp_log.records)
+
+    assert rejected_lines_after(3) == 2
+    clock.now += 1.5
+    assert rejected_lines_after(1) == 3
 
 
 @pytest.fixture
@@ -60,8 +94,9 @@ def test_a_flood_of_forged_requests_logs_a_few_lines_and_a_count(client, signer,
     time.sleep(1.05)  # the interval ends; the next request of any kind reports it
     assert client.post("/", json=load_fixture("ping.json")).status_code == 200
     summaries = [r for r in smartapp_log.records if r.getMessage() == "rejections_not_logged"]
-    assert len(summaries) == 1 and summaries[0].counts == {"bad_signature": 15}
-    assert summaries[0].requestId is None  # not the id of the request it was written with
+    # One summary, or two if the burst straddled an interval's end: every unlogged rejection is counted.
+    assert summaries and sum(r.counts["bad_signature"] for r in summaries) == 15
+    assert all(r.requestId is None for r in summaries)  # not the id of the request it was written with
     assert [r.status for r in request_lines(smartapp_log)][-1] == 200
 
 
