@@ -181,9 +181,10 @@ class KeyResolver:
         self._flights: dict[str, _Flight] = {}
         self._tokens = self._budget
         self._tokens_at = clock()
-        self._throttle_logged_at = float("-inf")
-        # Rejections decided without a fetch can come once per request: their lines are capped too.
+        # Rejections decided without a fetch can come once per request: their lines are capped, and a
+        # throttled fetch (a flood of made-up ids) is worth one line per interval at most.
         self._rejection_log = RejectionLogLimit()
+        self._throttle_log = RejectionLogLimit(lines_per_reason=1, interval_seconds=_THROTTLE_LOG_INTERVAL)
 
     def resolve(self, key_id: str) -> RSAPublicKey:
         """The key for `key_id`; SignatureError if it is not a key SmartThings vouches for,
@@ -310,16 +311,7 @@ class KeyResolver:
                 self._keys[key_id] = _CachedKey(cached.key, retry_at, cached.stale_until)
             logger.warning("key_served_stale reason=%s key_id=%s", reason, _shown(key_id))
             return cached.key
-        if reason == "key_fetch_throttled":
-            # A flood of unknown ids would otherwise write one log line per request.
-            mono = time.monotonic()
-            with self._lock:
-                loud = mono - self._throttle_logged_at >= _THROTTLE_LOG_INTERVAL
-                if loud:
-                    self._throttle_logged_at = mono
-            if loud:
-                logger.warning("key_unavailable reason=%s key_id=%s", reason, _shown(key_id))
-        else:
+        if reason != "key_fetch_throttled" or self._throttle_log.admit(reason):
             logger.warning("key_unavailable reason=%s key_id=%s", reason, _shown(key_id))
         raise KeyUnavailable(reason)
 

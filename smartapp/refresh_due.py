@@ -49,9 +49,8 @@ class RefreshReport:
         return 1 if self.failures else 0
 
     @classmethod
-    def combine(cls, reports: Iterable[RefreshReport]) -> RefreshReport:
+    def combine(cls, reports: list[RefreshReport]) -> RefreshReport:
         """One report for a sweep that ran in several processes."""
-        reports = list(reports)
         return cls(checked=sum(r.checked for r in reports), refreshed=sum(r.refreshed for r in reports),
                    already_fresh=sum(r.already_fresh for r in reports),
                    needs_reauth=tuple(iaid for r in reports for iaid in r.needs_reauth),

@@ -43,8 +43,10 @@ class RejectionLogLimit:
 
         Owners that never ask (per-request detail lines) simply drop what is over the cap.
         """
+        if not self._unlogged:  # every request asks: no clock read and no lock in the usual case
+            return {}
         now = self._clock()
-        if not self._unlogged or now < self._next_report:  # every request asks: no lock in the usual case
+        if now < self._next_report:
             return {}
         with self._lock:
             if now < self._next_report:

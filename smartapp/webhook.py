@@ -91,10 +91,10 @@ def _short(value: object) -> str | None:
 class Webhook:
     """Answers lifecycle POSTs without Flask's request machinery: this runs for every SmartThings call."""
 
-    def __init__(self, services: Services, verifier: Verifier, rejection_log: RejectionLogLimit | None = None) -> None:
+    def __init__(self, services: Services, verifier: Verifier) -> None:
         self.services = services
         self.verifier = verifier
-        self.rejection_log = rejection_log or RejectionLogLimit()
+        self.rejection_log = RejectionLogLimit()
 
     def __call__(self, environ: dict, start_response: Callable[..., Any]) -> list[bytes]:
         status, body = self._answer(environ)

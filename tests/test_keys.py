@@ -19,22 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from smartapp.errors import KeyUnavailable, SignatureError
 from smartapp.keys import KeyResolver, load_public_key, openssh_md5_fingerprint
 from smartapp.signature import Verifier
+from tests.fakes.clock import FakeClock
 from tests.fakes.http import Reply
 from tests.fakes.keyserver import GARBAGE_PEM, KeyServer, certificate_pem
 
 SIGNED = Path(__file__).resolve().parent / "fixtures" / "signed"
 LEGACY_KEY_ID = "/SmartThings/dd:41:39:60:b2:a3:32:0e:d4:79:39:a3:f1:ee:bd:ac"
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def key_id(n: int, region: str = "test1") -> str:

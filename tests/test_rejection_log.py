@@ -8,19 +8,12 @@ import pytest
 
 from smartapp.rejection_log import LINES_PER_REASON, RejectionLogLimit
 from tests.conftest import load_fixture
+from tests.fakes.clock import FakeClock
 from tests.webhook_client import post_signed
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_each_reason_has_its_own_cap_per_interval():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limit = RejectionLogLimit(lines_per_reason=3, interval_seconds=1.0, clock=clock)
     assert [limit.admit("bad_signature") for _ in range(5)] == [True, True, True, False, False]
     assert limit.admit("date_out_of_window") is True
@@ -30,7 +23,7 @@ def test_each_reason_has_its_own_cap_per_interval():
 
 
 def test_unlogged_rejections_are_reported_at_most_once_per_interval():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limit = RejectionLogLimit(lines_per_reason=1, interval_seconds=1.0, clock=clock)
     assert limit.unlogged_report() == {}
     for reason in ("bad_signature", "bad_signature", "bad_signature", "invalid_key_id", "invalid_key_id"):
@@ -47,7 +40,7 @@ def test_unlogged_rejections_are_reported_at_most_once_per_interval():
 
 
 def test_an_interval_without_unlogged_rejections_reports_nothing():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     limit = RejectionLogLimit(lines_per_reason=3, interval_seconds=1.0, clock=clock)
     limit.admit("bad_signature")
     clock.now += 5
@@ -59,7 +52,7 @@ def test_the_key_resolver_logs_a_rejected_key_id_again_in_a_later_second(smartap
     from smartapp.errors import SignatureError
     from smartapp.keys import KeyResolver
 
-    clock = Clock()
+    clock = FakeClock(1000.0)
     resolver = KeyResolver(key_server="http://127.0.0.1:9")
     resolver._rejection_log = RejectionLogLimit(lines_per_reason=2, interval_seconds=1.0, clock=clock)
 

@@ -21,6 +21,7 @@ from smartapp.store import SECRET_FIELDS, Installation, Store, open_store
 from smartapp.store.cipher import CorruptRecord, TokenCipher
 from smartapp.store.redis_store import RedisStore, make_redis_client
 from smartapp.store.sqlite_store import SqliteStore
+from tests.fakes.clock import FakeClock
 
 IAID = "5f0a7b3c-1d2e-4f60-8a9b-0c1d2e3f4a5b"
 OTHER = "0b1c2d3e-4f5a-4b6c-9d7e-8f9a0b1c2d3e"
@@ -32,24 +33,13 @@ CANARIES = {
 }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @dataclass
 class Backend:
     """A store plus raw access to what it keeps at rest, so tests can look behind the interface."""
 
     kind: str
     store: Store
-    clock: Clock
+    clock: FakeClock
     reopen: Callable[[TokenCipher], Store]       # another view of the same data (another worker)
     raw_secret: Callable[[str, str], str | None]
     put_raw_secret: Callable[[str, str, str], None]
@@ -67,7 +57,7 @@ def cipher(key) -> TokenCipher:
     return TokenCipher([key])
 
 
-def redis_backend(redis_url: str, redis_server, cipher: TokenCipher, clock: Clock, opened: list) -> Backend:
+def redis_backend(redis_url: str, redis_server, cipher: TokenCipher, clock: FakeClock, opened: list) -> Backend:
     raw = redis.Redis.from_url(redis_url)
     opened.append(raw)
 
@@ -103,7 +93,7 @@ def redis_backend(redis_url: str, redis_server, cipher: TokenCipher, clock: Cloc
     return Backend("redis", reopen(cipher), clock, reopen, raw_secret, put_raw_secret, raw_bytes, leftovers)
 
 
-def sqlite_backend(path: Path, cipher: TokenCipher, clock: Clock, opened: list) -> Backend:
+def sqlite_backend(path: Path, cipher: TokenCipher, clock: FakeClock, opened: list) -> Backend:
     def reopen(other: TokenCipher) -> Store:
         store = SqliteStore(str(path), other, clock=clock)
         opened.append(store)
@@ -145,7 +135,7 @@ def sqlite_backend(path: Path, cipher: TokenCipher, clock: Clock, opened: list) 
 
 @pytest.fixture(params=["redis", "sqlite"])
 def backend(request, tmp_path, cipher) -> Backend:
-    clock = Clock()
+    clock = FakeClock()
     opened: list = []
     if request.param == "redis":
         made = redis_backend(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_server"),
