@@ -1,0 +1,174 @@
+"""CPU per request inside one process, without gunicorn or wrk: where the webhook's own time goes.
+
+Usage:  .venv/bin/python bench/inprocess.py [--requests 3000] [--rounds 5] [--without PART ...] [--profile]
+                                           [--no-hiredis]
+Needs redis-server. The app runs as the default deployment builds it (Redis store, JSON logs, here to
+/dev/null); requests are WSGI environs handed straight to it. `--without log|claim|rsa` swaps one part
+for a no-op, so the difference to a full run is that part's cost in context. `--profile` prints cProfile's
+top functions for each scenario instead of timing. Store operations are timed one by one at the end.
+Run it alone: on 2 shared cores a neighbour moves these figures by tens of per cent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import logging
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+if "--no-hiredis" in sys.argv:
+    sys.modules["hiredis"] = None  # before redis-py is imported: it picks its reply parser once, at import
+
+from bench.run import TOKEN_KEY, event_body, page_body, ping_body  # noqa: E402
+from bench.scale import installation_fields  # noqa: E402
+from tests.fakes.keyserver import KeyServer  # noqa: E402
+from tests.fakes.redis_server import RedisServer  # noqa: E402
+from tests.signing import Signer, TestKey  # noqa: E402
+
+SCENARIOS: dict[str, Callable[[int], bytes]] = {"PING": ping_body, "signed EVENT": event_body,
+                                                "signed CONFIG PAGE": page_body}
+WARM_UP = 200
+
+
+def environ_for(body: bytes, headers: dict[str, str]) -> dict:
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000",
+               "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "HTTP_HOST": "127.0.0.1",
+               "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body))}
+    for name, value in headers.items():
+        if name.lower() != "content-type":
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+    return environ
+
+
+def requests_for(scenario: str, signer: Signer, count: int) -> list[tuple[dict, bytes]]:
+    now = time.time()
+    made = []
+    for index in range(count):
+        body = SCENARIOS[scenario](index)
+        headers = {} if scenario == "PING" else signer.headers(body, now=now)
+        made.append((environ_for(body, headers), body))
+    return made
+
+
+def serve(app, requests: list[tuple[dict, bytes]]) -> None:
+    statuses = []
+
+    def start_response(status: str, headers: list) -> None:
+        statuses.append(status)
+
+    for environ, body in requests:
+        environ = dict(environ, **{"wsgi.input": io.BytesIO(body)})
+        app(environ, start_response)
+        if not statuses[-1].startswith("200"):
+            raise SystemExit(f"expected 200, got {statuses[-1]}: the measurement would be of a rejection")
+
+
+def per_call_us(run: Callable[[], None], calls: int) -> float:
+    started = time.process_time()
+    run()
+    return (time.process_time() - started) / calls * 1e6
+
+
+def without(app, parts: list[str]) -> None:
+    """Replace the named parts with no-ops (a what-if, never what the service does)."""
+    services = app.extensions["smartapp"]
+    if "log" in parts:
+        logging.getLogger("smartapp").setLevel(logging.CRITICAL)
+    if "claim" in parts:
+        services.store.claim = lambda marker, ttl_seconds: True
+    if "rsa" in parts:
+        import smartapp.signature as signature
+        signature.verify_rsa = lambda key, sig, message: None
+
+
+def store_operations(store, rounds: int, calls: int) -> list[tuple[str, list[float]]]:
+    now = time.time()
+    linked = str(uuid.uuid4())
+    store.update(linked, installation_fields(now, linked=True))
+    operations: list[tuple[str, Callable[[], object]]] = [
+        ("store.get (linked installation)", lambda: store.get(linked)),
+        ("store.claim (replay marker)", lambda: store.claim(uuid.uuid4().hex, ttl_seconds=630)),
+        ("store.update (two token fields)", lambda: store.update(linked, {"auth_token": "a" * 36,
+                                                                          "auth_token_expires_at": now})),
+    ]
+    figures = []
+    for name, operation in operations:
+        for _ in range(WARM_UP):
+            operation()
+        samples = []
+        for _ in range(rounds):
+            samples.append(per_call_us(lambda: [operation() for _ in range(calls)], calls))
+        figures.append((name, samples))
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000, help="requests per round and scenario")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--without", action="append", default=[], choices=["log", "claim", "rsa"])
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--no-hiredis", action="store_true", help="read Redis replies with redis-py's Python parser")
+    args = parser.parse_args()
+
+    key = TestKey.generate(region="bench1")
+    keys = KeyServer().start()
+    keys.publish(key.key_id, key.certificate_pem)
+    redis = RedisServer().start()
+    work = tempfile.mkdtemp(prefix="smartapp-inprocess-")
+    os.environ.update({"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
+                       "SMARTAPP_DB_PATH": os.path.join(work, "unused.db"), "LOG_FORMAT": "json"})
+    try:
+        import smartapp
+        from smartapp.logs import configure
+
+        app = smartapp.create_app()
+        configure("json", stream=open(os.devnull, "w"))  # the same formatting work, no terminal in the figures
+        without(app, args.without)
+        signer = Signer(key)
+        try:
+            import hiredis  # noqa: F401
+            parser_name = "hiredis"
+        except ImportError:
+            parser_name = "redis-py's Python parser"
+        print(f"in-process CPU per call, {args.rounds} rounds of {args.requests}; Redis replies read by "
+              f"{parser_name}; without: {', '.join(args.without) or 'nothing'}")
+        for scenario in SCENARIOS:
+            # Distinct requests: a repeated signature would be answered as a replay.
+            batches = [requests_for(scenario, signer, args.requests) for _ in range(args.rounds)]
+            serve(app, requests_for(scenario, signer, WARM_UP))
+            if args.profile:
+                profiler = cProfile.Profile()
+                profiler.runcall(serve, app, batches[0])
+                print(f"--- {scenario}")
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+                continue
+            samples = [per_call_us(lambda batch=batch: serve(app, batch), args.requests) for batch in batches]
+            print(f"  {scenario:<32} median {statistics.median(samples):6.0f} us   min {min(samples):6.0f} us")
+        if not args.profile:
+            from smartapp.store import open_store
+            from smartapp.store.cipher import TokenCipher
+
+            store = open_store(redis_url=redis.url, sqlite_path="", cipher=TokenCipher([TOKEN_KEY]))
+            for name, samples in store_operations(store, args.rounds, args.requests):
+                print(f"  {name:<32} median {statistics.median(samples):6.0f} us   min {min(samples):6.0f} us")
+            store.close()
+    finally:
+        keys.stop()
+        redis.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
