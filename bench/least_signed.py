@@ -1,0 +1,57 @@
+"""Ceiling: the least a webhook that verifies and remembers signatures must do, as bare WSGI.
+
+Per request: the body's SHA-256 against Digest, one RSA-2048 verify with a key loaded at start, a plain
+json.loads and one Redis `SET NX PX` for the replay cache. No header parsing beyond that, no key
+lookup, no logging: the bench measures it to show how close to the floor any such webhook can get.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import redis
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+_KEY = serialization.load_pem_public_key(Path(os.environ["BENCH_PUBLIC_KEY"]).read_bytes())
+_REDIS = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=1)  # connects lazily, after the fork
+_SIGNATURE = re.compile(r'signature="([A-Za-z0-9+/=]+)"')
+_PKCS1, _SHA256 = padding.PKCS1v15(), hashes.SHA256()
+_REPLAY_TTL_MS = 630_000
+
+
+def _verified(environ: dict, body: bytes) -> bytes | None:
+    """The raw signature when Digest matches the body and the signature verifies, else None."""
+    match = _SIGNATURE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    digest, date = environ.get("HTTP_DIGEST", ""), environ.get("HTTP_DATE", "")
+    if match is None or not digest.startswith("SHA256="):
+        return None
+    if not hmac.compare_digest(base64.b64decode(digest[7:]), hashlib.sha256(body).digest()):
+        return None
+    signature = base64.b64decode(match.group(1))
+    message = f"(request-target): post /\ndigest: {digest}\ndate: {date}".encode("latin-1")
+    try:
+        _KEY.verify(signature, message, _PKCS1, _SHA256)
+    except InvalidSignature:
+        return None
+    return signature
+
+
+def app(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    signature = _verified(environ, body)
+    status, answer = "401 Unauthorized", b'{"error":"unauthorized"}'
+    if signature is not None:
+        json.loads(body)
+        _REDIS.set("replay:" + hashlib.sha256(signature).hexdigest(), b"1", nx=True, px=_REPLAY_TTL_MS)
+        status, answer = "200 OK", b"{}"
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
+    return [answer]
