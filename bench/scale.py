@@ -2,7 +2,8 @@
 
 Usage:  .venv/bin/python bench/scale.py [--installations 10000] [--latency-ms 20] [--concurrency 8,32]
                                        [--processes 1,2]
-Needs redis-server. The token endpoint is a loopback server answering after a fixed latency.
+Needs redis-server. The token endpoint is a loopback server answering after a fixed latency. Before the
+sweeps, the same number of token calls is timed alone (one process, no store): what this host allows.
 """
 
 from __future__ import annotations
@@ -77,6 +78,36 @@ def token_endpoint(latency: float) -> tuple[multiprocessing.Process, str]:
     return process, urls.get(timeout=30)
 
 
+def token_calls_alone(url: str, count: int, concurrency: int) -> float:
+    """Seconds for `count` refresh calls at `concurrency` with nothing else: the sweep's ceiling on this host.
+
+    The same requests session, pool size, form and Basic auth as the SmartThings refresh, parsed as JSON;
+    no store read, lock, encryption or write.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from smartapp.outbound import size_pool
+
+    session = size_pool(requests.Session(), concurrency)
+
+    def call(index: int) -> None:
+        response = session.post(url, data={"grant_type": "refresh_token", "client_id": "bench",
+                                           "refresh_token": str(uuid.UUID(int=index))},
+                                auth=("bench", "bench-secret"), headers={"Accept": "application/json"},
+                                timeout=(3.05, 10), allow_redirects=False)
+        response.raise_for_status()
+        response.json()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(call, range(count)))
+    elapsed = time.perf_counter() - started
+    session.close()
+    return elapsed
+
+
 def measure_memory(url: str, count: int, label: str) -> list[str]:
     """MEMORY USAGE of installation hashes, and used_memory growth, over `count` installations."""
     import redis
@@ -131,6 +162,12 @@ def main() -> int:
             "SMARTAPP_CLIENT_SECRET": "bench-secret", "SMARTAPP_TOKEN_URL": endpoint_url + "/oauth/token",
         }, dotenv=None)
         runs = [(int(c), int(p)) for c in args.concurrency.split(",") for p in args.processes.split(",")]
+        for concurrency in dict.fromkeys(c for c, _ in runs):
+            elapsed = token_calls_alone(endpoint_url + "/oauth/token", args.installations, concurrency)
+            bound = args.installations * args.latency_ms / 1000 / concurrency
+            lines.append(f"ceiling: {args.installations} token calls alone (no store, lock or encryption), "
+                         f"concurrency {concurrency}: {elapsed:.1f} s -> {bound / elapsed:.0%} of the bound")
+            print(lines[-1], flush=True)
         for concurrency, processes in runs:
             store = open_store(redis_url=redis_server.url, sqlite_path="", cipher=TokenCipher([TOKEN_KEY]))
             for iaid in store.installed_app_ids():  # every installation due again
