@@ -1,7 +1,7 @@
 """CPU per request inside one process, without gunicorn or wrk: where the webhook's own time goes.
 
 Usage:  .venv/bin/python bench/inprocess.py [--requests 3000] [--rounds 5] [--without PART ...] [--profile]
-                                           [--no-hiredis]
+                                           [--no-hiredis] [--ceiling]
 Needs redis-server. The app runs as the default deployment builds it (Redis store, JSON logs, here to
 /dev/null); requests are WSGI environs handed straight to it. `--without log|claim|rsa` swaps one part
 for a no-op, so the difference to a full run is that part's cost in context. `--profile` prints cProfile's
@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -35,6 +35,13 @@ from bench.scale import installation_fields  # noqa: E402
 from tests.fakes.keyserver import KeyServer  # noqa: E402
 from tests.fakes.redis_server import RedisServer  # noqa: E402
 from tests.signing import Signer, TestKey  # noqa: E402
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from smartapp.store import Store
+
+WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
 SCENARIOS: dict[str, Callable[[int], bytes]] = {"PING": ping_body, "signed EVENT": event_body,
                                                 "signed CONFIG PAGE": page_body}
@@ -61,7 +68,7 @@ def requests_for(scenario: str, signer: Signer, count: int) -> list[tuple[dict, 
     return made
 
 
-def serve(app, requests: list[tuple[dict, bytes]]) -> None:
+def serve(app: WsgiApp, requests: list[tuple[dict, bytes]]) -> None:
     statuses = []
 
     def start_response(status: str, headers: list) -> None:
@@ -80,7 +87,7 @@ def per_call_us(run: Callable[[], None], calls: int) -> float:
     return (time.process_time() - started) / calls * 1e6
 
 
-def without(app, parts: list[str]) -> None:
+def without(app: Flask, parts: list[str]) -> None:
     """Replace the named parts with no-ops (a what-if, never what the service does)."""
     services = app.extensions["smartapp"]
     if "log" in parts:
@@ -92,7 +99,7 @@ def without(app, parts: list[str]) -> None:
         signature.verify_rsa = lambda key, sig, message: None
 
 
-def store_operations(store, rounds: int, calls: int) -> list[tuple[str, list[float]]]:
+def store_operations(store: Store, rounds: int, calls: int) -> list[tuple[str, list[float]]]:
     now = time.time()
     linked = str(uuid.uuid4())
     store.update(linked, installation_fields(now, linked=True))
@@ -114,12 +121,15 @@ def store_operations(store, rounds: int, calls: int) -> list[tuple[str, list[flo
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # No abbreviations: --no-hiredis is also read from sys.argv before argparse runs, by its full name only.
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--requests", type=int, default=3000, help="requests per round and scenario")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--without", action="append", default=[], choices=["log", "claim", "rsa"])
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--no-hiredis", action="store_true", help="read Redis replies with redis-py's Python parser")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also time bench/least_signed.py's app on the signed scenarios (the verify+claim ceiling)")
     args = parser.parse_args()
 
     key = TestKey.generate(region="bench1")
@@ -156,6 +166,19 @@ def main() -> int:
                 continue
             samples = [per_call_us(lambda batch=batch: serve(app, batch), args.requests) for batch in batches]
             print(f"  {scenario:<32} median {statistics.median(samples):6.0f} us   min {min(samples):6.0f} us")
+        if args.ceiling and not args.profile:
+            public_key = Path(work) / "public.pem"
+            public_key.write_bytes(key.public_key_pem)
+            os.environ["BENCH_PUBLIC_KEY"] = str(public_key)
+            from bench.least_signed import app as least_signed
+
+            for scenario in [name for name in SCENARIOS if name != "PING"]:  # it verifies every request
+                batches = [requests_for(scenario, signer, args.requests) for _ in range(args.rounds)]
+                serve(least_signed, requests_for(scenario, signer, WARM_UP))
+                samples = [per_call_us(lambda batch=batch: serve(least_signed, batch), args.requests)
+                           for batch in batches]
+                print(f"  {'ceiling: ' + scenario:<32} median {statistics.median(samples):6.0f} us   "
+                      f"min {min(samples):6.0f} us")
         if not args.profile:
             from smartapp.store import open_store
             from smartapp.store.cipher import TokenCipher

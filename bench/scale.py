@@ -3,7 +3,7 @@
 Usage:  .venv/bin/python bench/scale.py [--installations 10000] [--latency-ms 20] [--concurrency 8,32]
                                        [--processes 1,2]
 Needs redis-server. The token endpoint is a loopback server answering after a fixed latency. Before the
-sweeps, the same number of token calls is timed alone (one process, no store): what this host allows.
+sweeps, the same number of token calls is timed alone (one process, no store): what one process allows.
 """
 
 from __future__ import annotations
@@ -79,18 +79,16 @@ def token_endpoint(latency: float) -> tuple[multiprocessing.Process, str]:
 
 
 def token_calls_alone(url: str, count: int, concurrency: int) -> float:
-    """Seconds for `count` refresh calls at `concurrency` with nothing else: the sweep's ceiling on this host.
-
-    The same requests session, pool size, form and Basic auth as the SmartThings refresh, parsed as JSON;
-    no store read, lock, encryption or write.
-    """
+    """Seconds for `count` refresh calls at `concurrency` in this one process, with nothing else around them."""
+    # The session is set up as the sweep's SmartThings client sets up its own (environment settled, pool
+    # sized); the same form, Basic auth and JSON parse; no store read, lock, encryption or write.
     from concurrent.futures import ThreadPoolExecutor
 
     import requests
 
-    from smartapp.outbound import size_pool
+    from smartapp.outbound import settle_environment, size_pool
 
-    session = size_pool(requests.Session(), concurrency)
+    session = size_pool(settle_environment(requests.Session(), url), concurrency)
 
     def call(index: int) -> None:
         response = session.post(url, data={"grant_type": "refresh_token", "client_id": "bench",
@@ -166,7 +164,8 @@ def main() -> int:
             elapsed = token_calls_alone(endpoint_url + "/oauth/token", args.installations, concurrency)
             bound = args.installations * args.latency_ms / 1000 / concurrency
             lines.append(f"ceiling: {args.installations} token calls alone (no store, lock or encryption), "
-                         f"concurrency {concurrency}: {elapsed:.1f} s -> {bound / elapsed:.0%} of the bound")
+                         f"concurrency {concurrency}, one process: {elapsed:.1f} s -> {bound / elapsed:.0%} "
+                         f"of the bound")
             print(lines[-1], flush=True)
         for concurrency, processes in runs:
             store = open_store(redis_url=redis_server.url, sqlite_path="", cipher=TokenCipher([TOKEN_KEY]))
