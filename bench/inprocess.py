@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from werkzeug.test import EnvironBuilder
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 if "--no-hiredis" in sys.argv:
@@ -48,23 +50,15 @@ SCENARIOS: dict[str, Callable[[int], bytes]] = {"PING": ping_body, "signed EVENT
 WARM_UP = 200
 
 
-def environ_for(body: bytes, headers: dict[str, str]) -> dict:
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000",
-               "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http", "HTTP_HOST": "127.0.0.1",
-               "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body))}
-    for name, value in headers.items():
-        if name.lower() != "content-type":
-            environ["HTTP_" + name.upper().replace("-", "_")] = value
-    return environ
-
-
 def requests_for(scenario: str, signer: Signer, count: int) -> list[tuple[dict, bytes]]:
     now = time.time()
     made = []
     for index in range(count):
         body = SCENARIOS[scenario](index)
         headers = {} if scenario == "PING" else signer.headers(body, now=now)
-        made.append((environ_for(body, headers), body))
+        environ = EnvironBuilder(method="POST", path="/", data=body,
+                                 headers={"Content-Type": "application/json", **headers}).get_environ()
+        made.append((environ, body))
     return made
 
 
@@ -85,6 +79,17 @@ def per_call_us(run: Callable[[], None], calls: int) -> float:
     started = time.process_time()
     run()
     return (time.process_time() - started) / calls * 1e6
+
+
+def time_scenario(app: WsgiApp, scenario: str, signer: Signer, args: argparse.Namespace) -> list[float]:
+    """CPU per request in each round; every request is new (a repeated signature is answered as a replay)."""
+    batches = [requests_for(scenario, signer, args.requests) for _ in range(args.rounds)]
+    serve(app, requests_for(scenario, signer, WARM_UP))
+    return [per_call_us(lambda batch=batch: serve(app, batch), args.requests) for batch in batches]
+
+
+def print_figures(name: str, samples: list[float]) -> None:
+    print(f"  {name:<32} median {statistics.median(samples):6.0f} us   min {min(samples):6.0f} us")
 
 
 def without(app: Flask, parts: list[str]) -> None:
@@ -136,7 +141,8 @@ def main() -> int:
     keys = KeyServer().start()
     keys.publish(key.key_id, key.certificate_pem)
     redis = RedisServer().start()
-    work = tempfile.mkdtemp(prefix="smartapp-inprocess-")
+    temporary = tempfile.TemporaryDirectory(prefix="smartapp-inprocess-")
+    work = temporary.name
     os.environ.update({"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
                        "SMARTAPP_DB_PATH": os.path.join(work, "unused.db"), "LOG_FORMAT": "json"})
     try:
@@ -147,49 +153,41 @@ def main() -> int:
         configure("json", stream=open(os.devnull, "w"))  # the same formatting work, no terminal in the figures
         without(app, args.without)
         signer = Signer(key)
-        try:
-            import hiredis  # noqa: F401
-            parser_name = "hiredis"
-        except ImportError:
-            parser_name = "redis-py's Python parser"
+        from redis.utils import HIREDIS_AVAILABLE
+
+        parser_name = "hiredis" if HIREDIS_AVAILABLE else "redis-py's Python parser"
         print(f"in-process CPU per call, {args.rounds} rounds of {args.requests}; Redis replies read by "
               f"{parser_name}; without: {', '.join(args.without) or 'nothing'}")
         for scenario in SCENARIOS:
-            # Distinct requests: a repeated signature would be answered as a replay.
-            batches = [requests_for(scenario, signer, args.requests) for _ in range(args.rounds)]
-            serve(app, requests_for(scenario, signer, WARM_UP))
             if args.profile:
+                serve(app, requests_for(scenario, signer, WARM_UP))
                 profiler = cProfile.Profile()
-                profiler.runcall(serve, app, batches[0])
+                profiler.runcall(serve, app, requests_for(scenario, signer, args.requests))
                 print(f"--- {scenario}")
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
                 continue
-            samples = [per_call_us(lambda batch=batch: serve(app, batch), args.requests) for batch in batches]
-            print(f"  {scenario:<32} median {statistics.median(samples):6.0f} us   min {min(samples):6.0f} us")
-        if args.ceiling and not args.profile:
+            print_figures(scenario, time_scenario(app, scenario, signer, args))
+        if args.profile:
+            return 0
+        if args.ceiling:
             public_key = Path(work) / "public.pem"
             public_key.write_bytes(key.public_key_pem)
             os.environ["BENCH_PUBLIC_KEY"] = str(public_key)
             from bench.least_signed import app as least_signed
 
             for scenario in [name for name in SCENARIOS if name != "PING"]:  # it verifies every request
-                batches = [requests_for(scenario, signer, args.requests) for _ in range(args.rounds)]
-                serve(least_signed, requests_for(scenario, signer, WARM_UP))
-                samples = [per_call_us(lambda batch=batch: serve(least_signed, batch), args.requests)
-                           for batch in batches]
-                print(f"  {'ceiling: ' + scenario:<32} median {statistics.median(samples):6.0f} us   "
-                      f"min {min(samples):6.0f} us")
-        if not args.profile:
-            from smartapp.store import open_store
-            from smartapp.store.cipher import TokenCipher
+                print_figures("ceiling: " + scenario, time_scenario(least_signed, scenario, signer, args))
+        from smartapp.store import open_store
+        from smartapp.store.cipher import TokenCipher
 
-            store = open_store(redis_url=redis.url, sqlite_path="", cipher=TokenCipher([TOKEN_KEY]))
-            for name, samples in store_operations(store, args.rounds, args.requests):
-                print(f"  {name:<32} median {statistics.median(samples):6.0f} us   min {min(samples):6.0f} us")
-            store.close()
+        store = open_store(redis_url=redis.url, sqlite_path="", cipher=TokenCipher([TOKEN_KEY]))
+        for name, samples in store_operations(store, args.rounds, args.requests):
+            print_figures(name, samples)
+        store.close()
     finally:
         keys.stop()
         redis.stop()
+        temporary.cleanup()
     return 0
 
 

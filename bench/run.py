@@ -302,10 +302,10 @@ def main() -> int:
             chosen = [s for s in scenarios if wanted is None or s.name in wanted]
             # Every other round runs the targets in reverse, so a drifting host favours none of them.
             for target in targets if round_number % 2 == 0 else targets[::-1]:
-                if not scenarios_for(target, scenarios, chosen):
+                runnable = scenarios_for(target, scenarios, chosen)
+                if not runnable:
                     continue  # e.g. the verify+claim ceiling when only unsigned scenarios were chosen
-                for label, result in measure(target, scenarios_for(target, scenarios, chosen),
-                                             key=key, keys=keys, admin=admin, args=args):
+                for label, result in measure(target, runnable, key=key, keys=keys, admin=admin, args=args):
                     results.setdefault((target.name, label), []).append(result)
             if time.time() - date > 290:
                 print("warning: a round outlasted its signed requests' Date window", file=sys.stderr)

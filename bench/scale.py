@@ -80,29 +80,25 @@ def token_endpoint(latency: float) -> tuple[multiprocessing.Process, str]:
 
 def token_calls_alone(url: str, count: int, concurrency: int) -> float:
     """Seconds for `count` refresh calls at `concurrency` in this one process, with nothing else around them."""
-    # The session is set up as the sweep's SmartThings client sets up its own (environment settled, pool
-    # sized); the same form, Basic auth and JSON parse; no store read, lock, encryption or write.
+    # The sweep's own call (SmartThingsClient.refresh_token, its session sized the same way), with no store
+    # read, lock, encryption or write around it.
     from concurrent.futures import ThreadPoolExecutor
 
-    import requests
+    from smartapp.outbound import size_pool
+    from smartapp.smartthings import SmartThingsClient
 
-    from smartapp.outbound import settle_environment, size_pool
-
-    session = size_pool(settle_environment(requests.Session(), url), concurrency)
+    client = SmartThingsClient(api_url=url)
+    size_pool(client.session, concurrency)
 
     def call(index: int) -> None:
-        response = session.post(url, data={"grant_type": "refresh_token", "client_id": "bench",
-                                           "refresh_token": str(uuid.UUID(int=index))},
-                                auth=("bench", "bench-secret"), headers={"Accept": "application/json"},
-                                timeout=(3.05, 10), allow_redirects=False)
-        response.raise_for_status()
-        response.json()
+        client.refresh_token(str(uuid.UUID(int=index)), token_url=url, client_id="bench",
+                             client_secret="bench-secret", timeout=10)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(call, range(count)))
     elapsed = time.perf_counter() - started
-    session.close()
+    client.session.close()
     return elapsed
 
 
