@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from smartapp import refresh_due
-from smartapp.commands import check_config, doctor, installations, register, simulate
+from smartapp.commands import api_call, check_config, doctor, installations, register, simulate
 
 EPILOG = "Every command reads the environment and a .env file in the working directory, like the service."
 
@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "`smartthings apps:create -i FILE`. Exit 1 if something is missing.")
     reg.add_argument("--target-url", help="the public https URL SmartThings calls (default: SMARTAPP_PUBLIC_URL)")
     reg.add_argument("--app-name", help="unique appName (default: derived from the target host)")
-    reg.add_argument("--display-name", default="SmartApp", help="name shown in the SmartThings app")
-    reg.add_argument("--description", default="Watches the switches you choose", help="up to 250 characters")
+    reg.add_argument("--display-name", help="name shown in the SmartThings app (default: the app's name)")
+    reg.add_argument("--description", help="up to 250 characters (default: the app's description)")
     reg.add_argument("--write", metavar="FILE", help="write the apps:create body (JSON, also valid YAML) to FILE")
     reg.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     reg.add_argument("--json", action="store_true", help="print only the apps:create body")
@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser("simulate", help="send signed lifecycles to a running development instance",
                               description="Drive PING, CONFIRMATION, CONFIGURATION, OAUTH_CALLBACK, INSTALL, UPDATE, "
-                                          "EVENT and UNINSTALL for one made-up installation, signed with the local "
+                                          "EVENT and UNINSTALL for one made-up installation of the configured app "
+                                          "(SMARTAPP_APP; its pages give the settings), signed with the local "
                                           "development key (the instance must run with SMARTAPP_DEV_MODE=1). "
                                           "Exit 1 if any answer is a real failure.")
     sim.add_argument("--url", help="the instance's webhook URL (default: http://127.0.0.1:$PORT/ + public path)")
@@ -44,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--only", metavar="NAMES", help="comma-separated lifecycles to send, e.g. INSTALL,EVENT")
     sim.add_argument("--installed-app-id", help="reuse this installedAppId (default: a new one)")
     sim.add_argument("--timeout", type=float, default=12.0, help="seconds to wait for each answer (default 12)")
+    sim.add_argument("--device-event", action="append", metavar="SETTING=VALUE",
+                     help="the EVENT reports VALUE from a device of that setting, e.g. sensors=open (repeatable)")
+    sim.add_argument("--timer", action="append", metavar="NAME",
+                     help="the EVENT carries a TIMER_EVENT of the schedule NAME (repeatable)")
     sim.set_defaults(run=simulate.run)
 
     doc = commands.add_parser("doctor", help="check configuration, store, clock, key server and public URL",
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     inst.set_defaults(run=installations.run)
 
     refresh_due.add_parser(commands)
+    api_call.add_parser(commands)
     return parser
 
 

@@ -8,9 +8,9 @@ from smartapp.handlers import (
     configuration, confirmation, event, execute, install, oauth_callback, ping, uninstall, update,
 )
 from smartapp.lifecycle import ENVELOPE_KEYS, Lifecycle
-from smartapp.services import Context, Services
+from smartapp.services import RequestInfo, Services
 
-Handler = Callable[[Lifecycle, Services, Context], dict]
+Handler = Callable[[Lifecycle, Services, RequestInfo], dict]
 
 HANDLERS: dict[str, Handler] = {
     "PING": ping.handle,
@@ -30,6 +30,6 @@ def envelope(name: str, inner: dict) -> dict:
     return inner if key is None else {key: inner}
 
 
-def dispatch(lifecycle: Lifecycle, services: Services, context: Context) -> dict:
+def dispatch(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> dict:
     """Run the lifecycle's handler and wrap its inner data (`installData`, `eventData`, ...)."""
-    return envelope(lifecycle.name, HANDLERS[lifecycle.name](lifecycle, services, context))
+    return envelope(lifecycle.name, HANDLERS[lifecycle.name](lifecycle, services, request))

@@ -214,7 +214,7 @@ def _sweep_shard(sender: Connection, settings: Settings, ids: list[str], within_
 
 
 def _open_store(settings: Settings, clock: Callable[[], float]) -> Store:
-    from smartapp.app import build_cipher
+    from smartapp.wiring import build_cipher
     from smartapp.store import open_store
 
     return open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path, cipher=build_cipher(settings),

@@ -35,6 +35,7 @@ class Settings:
     """Every setting the service reads, named as in INTERFACE.md's environment table."""
 
     redis_url: str | None = None
+    app: str | None = None  # the developer's SmartApp as module:attribute; unset: the bundled default app
     db_path: str = "smartapp.db"
     app_id: str | None = None
     client_id: str | None = None

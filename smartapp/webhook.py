@@ -22,7 +22,7 @@ from smartapp.errors import (
 from smartapp.jsonbody import parse_json
 from smartapp.lifecycle import lifecycle_name, parse
 from smartapp.rejection_log import RejectionLogLimit
-from smartapp.services import Context, Services
+from smartapp.services import RequestInfo, Services
 from smartapp.settings import Settings
 from smartapp.signature import Verifier
 
@@ -128,9 +128,9 @@ class Webhook:
                     reason = "replay_suppressed"
                     return 200, _json(envelope(lifecycle.name, {}))
                 claimed_marker = verified.replay_marker
-            context = Context(deadline=Deadline.after(REQUEST_BUDGET_SECONDS),
+            request = RequestInfo(deadline=Deadline.after(REQUEST_BUDGET_SECONDS),
                               target_url_of=lambda: _target_url(environ, settings))
-            return 200, _json(dispatch(lifecycle, services, context))
+            return 200, _json(dispatch(lifecycle, services, request))
         except SmartAppError as error:
             status, reason = error.status, error.reason
             if error.detail:

@@ -73,12 +73,15 @@ def cloud(test_key):
 
 
 APP_ID = "5c03e518-118a-44cb-85ad-7877d0b302e4"
+# The core's tests run against an explicit test app, never against the bundled default app.
+TEST_APP = "tests.apps.switches:app"
 TOKEN_KEY = "hZbiYh5ZOAk1Q4Y5lImkJiyLh1SRHWgQgjaYMtIaCyg="
 
 
 def service_environment(cloud, tmp_path, *, store: str, redis_url: str | None = None) -> dict[str, str]:
     """The environment a deployment would set, pointed at the loopback fakes."""
     env = {
+        "SMARTAPP_APP": TEST_APP,
         "SMARTAPP_APP_ID": APP_ID,
         "SMARTAPP_KEY_SERVER": cloud.keys.url,
         "SMARTAPP_API_URL": cloud.api.url,

@@ -26,6 +26,8 @@ class Gunicorn:
         self.log_path = log_path
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTAPP_") and k != "REDIS_URL"}
         full_env.update(env, PORT=str(self.port), WEB_CONCURRENCY=str(workers), **(extra_env or {}))
+        # The test apps (tests.apps.*) import from the checkout whatever directory the service runs in.
+        full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
         self.log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), "--bind", f"127.0.0.1:{self.port}",

@@ -10,17 +10,18 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from smartapp import automation
+from smartapp.app_loader import load_app
+from smartapp.application import SmartApp
+from smartapp.commands import lifecycles
 from smartapp.commands.environment import CommandError, fail, load_settings
 from smartapp.commands.url_template import IncompleteOAuth, redirect_uri_warning, smartapp_callback, url_template
-from smartapp.settings import Settings
+from smartapp.settings import ConfigError, Settings
 from smartapp.signature import strip_query
 
 
-def scopes() -> list[str]:
-    """The app scopes the device settings need (e.g. r: to read a switch, x: to command it)."""
-    found = {f"{permission}:devices:*" for setting in automation.DEVICE_SETTINGS for permission in setting.permissions}
-    return sorted(found)
+def scopes(app: SmartApp) -> list[str]:
+    """The app scopes its settings and handlers need (e.g. r: to read a switch, x: to command it)."""
+    return app.scopes(lifecycles.detached_context(lifecycles.Installation()))
 
 
 def check_target_url(url: str | None) -> str:
@@ -43,7 +44,7 @@ def default_app_name(target_url: str) -> str:
     return ("smartapp-" + re.sub(r"[^a-z0-9]+", "-", host.lower()).strip("-"))[:60]
 
 
-def manifest(*, target_url: str, app_name: str, display_name: str, description: str) -> dict:
+def manifest(*, target_url: str, app_name: str, display_name: str, description: str, scope: list[str]) -> dict:
     """The body for `smartthings apps:create -i FILE`; JSON is also valid YAML."""
     return {
         "appName": app_name,
@@ -53,7 +54,7 @@ def manifest(*, target_url: str, app_name: str, display_name: str, description: 
         "classifications": ["AUTOMATION"],
         "singleInstance": False,
         "webhookSmartApp": {"targetUrl": target_url, "signatureType": "ST_PADLOCK"},
-        "oauth": {"clientName": display_name, "scope": scopes()},
+        "oauth": {"clientName": display_name, "scope": scope},
     }
 
 
@@ -115,10 +116,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(provider_checks=False)
         target_url = check_target_url(args.target_url or settings.public_url)
+        app = load_app(settings.app)
     except CommandError as error:
         return fail(str(error))
+    except ConfigError as error:
+        return fail("; ".join(error.problems))
     body = manifest(target_url=target_url, app_name=args.app_name or default_app_name(target_url),
-                    display_name=args.display_name, description=args.description)
+                    display_name=args.display_name or app.name, description=args.description or app.description,
+                    scope=scopes(app))
     link_lines, complete = oauth_lines(settings)
     if args.write:
         path = Path(args.write)

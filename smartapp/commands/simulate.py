@@ -12,12 +12,14 @@ from urllib.parse import urlsplit
 
 import requests
 
+from smartapp.app_loader import load_app
+from smartapp.application import SmartApp
 from smartapp.commands import lifecycles
 from smartapp.commands.environment import CommandError, fail, load_settings
 from smartapp.devkey import dev_key_id, dev_key_path, load_dev_key
 from smartapp.errors import SmartAppError
 from smartapp.lifecycle import validate_installed_app_id
-from smartapp.settings import read_dotenv
+from smartapp.settings import ConfigError, read_dotenv
 from smartapp.signature import strip_query
 from smartapp.signer import signed_headers
 
@@ -72,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
         settings = load_settings()
         steps = select_steps(args.only)
         installed_app_id = _installed_app_id(args.installed_app_id)
+        wanted_devices = [_device_event(text) for text in args.device_event or []]
+        app = load_app(settings.app)
     except CommandError as error:
         return fail(str(error))
+    except ConfigError as error:
+        return fail("; ".join(error.problems))
     key_path = Path(args.key) if args.key else dev_key_path(settings.db_path)
     try:
         private_key = load_dev_key(key_path)
@@ -85,15 +91,23 @@ def run(args: argparse.Namespace) -> int:
     key_id = dev_key_id(private_key.public_key())
     url = args.url or default_url(settings.public_path)
     path = strip_query(urlsplit(url).path or "/")
-    sim = lifecycles.Installation(installed_app_id=installed_app_id,
-                                  app_id=settings.app_id or str(uuid.uuid4()))
+    sim = lifecycles.made_up(app, installed_app_id=installed_app_id, app_id=settings.app_id or str(uuid.uuid4()))
+    events, problems = _events(app, sim, wanted_devices, args.timer or [])
     session = requests.Session()
     host = urlsplit(url).hostname or ""
     session.trust_env = not (host == "localhost" or host.startswith("127.") or host == "::1")  # no proxy for loopback
     print(f"simulating installation {sim.installed_app_id} at {url}\nsigned with development key {key_id} ({key_path})")
     counts = {"ok": 0, "skip": 0, "FAIL": 0}
     for step in steps:
-        raw = json.dumps(lifecycles.body(step, sim)).encode()
+        if step == "EVENT" and (problems or not events):
+            label = "FAIL" if problems else "skip"
+            counts[label] += 1
+            print(f"{label:<5} {step:<25} not sent")
+            for note in problems or ["the app subscribed to nothing at INSTALL: there is no device event to send "
+                                     "(use --timer NAME for a schedule)"]:
+                print(f"      {note}")
+            continue
+        raw = json.dumps(lifecycles.body(step, sim, events=events)).encode()
         headers = {"Content-Type": "application/json", "X-ST-Correlation": f"simulate-{uuid.uuid4()}"}
         if step != "PING":  # PING is the one lifecycle SmartThings does not sign
             headers.update(signed_headers(body=raw, private_key=private_key, key_id=key_id, path=path))
@@ -129,6 +143,34 @@ def select_steps(only: str | None) -> tuple[str, ...]:
         raise CommandError(f"unknown lifecycle(s) in --only: {', '.join(sorted(unknown))}; "
                            f"choose from {', '.join(lifecycles.STEPS)}")
     return tuple(step for step in lifecycles.STEPS if step in wanted or step.split("/")[0] in wanted)
+
+
+def _device_event(text: str) -> lifecycles.DeviceEvent:
+    setting_id, sep, value = text.partition("=")
+    if not sep or not setting_id or not value:
+        raise CommandError(f"--device-event takes SETTING=VALUE (e.g. sensors=open), got {text!r}")
+    return lifecycles.DeviceEvent(setting_id, value)
+
+
+def _events(app: SmartApp, sim: lifecycles.Installation, wanted: list[lifecycles.DeviceEvent],
+            timers: list[str]) -> tuple[list[dict], list[str]]:
+    """The EVENT's events, and why any asked for would not be handled by the app (each a failure)."""
+    events, problems = [], []
+    for device in wanted or ([] if timers else [None]):
+        event = lifecycles.device_event(sim, device)
+        if event is None:
+            if device is not None:
+                problems.append(f"the app subscribed to no device of setting {device.setting_id!r} at INSTALL")
+            continue
+        prefix = event["deviceEvent"]["subscriptionName"].split("_", 1)[0]
+        if prefix not in app.subscription_handlers:
+            problems.append(f"the app subscribed as {prefix!r} but has no @app.subscription({prefix!r}) handler")
+        events.append(event)
+    for name in timers:
+        if name not in app.schedule_handlers:
+            problems.append(f"the app has no @app.schedule({name!r}) handler")
+        events.append(lifecycles.timer_event(name))
+    return events, problems
 
 
 def _installed_app_id(value: str | None) -> str:

@@ -1,1 +1,1 @@
-"""One module per lifecycle; each exposes `handle(lifecycle, services, context) -> inner response data`."""
+"""One module per lifecycle; each exposes `handle(lifecycle, services, request) -> inner response data`."""

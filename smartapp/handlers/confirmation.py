@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from smartapp.errors import UpstreamUnavailable
 from smartapp.lifecycle import Lifecycle, optional_str, require_str
-from smartapp.services import Context, Services
+from smartapp.services import RequestInfo, Services
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ def _without_query(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def handle(lifecycle: Lifecycle, services: Services, context: Context) -> dict:
+def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> dict:
     url = require_str(lifecycle.data, "confirmationUrl")
     app_id = optional_str(lifecycle.data, "appId")
     expected = services.settings.app_id
@@ -33,13 +33,13 @@ def handle(lifecycle: Lifecycle, services: Services, context: Context) -> dict:
             "CONFIRMATION received; open this URL once in a browser to confirm the target: %s",
             url, extra={"reason": f"confirmation_not_fetched:{reason}", "appId": app_id},
         )
-        return {"targetUrl": context.target_url}
+        return {"targetUrl": request.target_url}
     try:
-        status = services.smartthings.confirm_registration(url, deadline=context.deadline)
+        status = services.smartthings.confirm_registration(url, deadline=request.deadline)
     except UpstreamUnavailable as error:
         status, reason = None, error.reason
     log.warning(
         "CONFIRMATION for app %s: visited %s -> %s", app_id, _without_query(url), status,
         extra={"reason": "confirmation_fetched" if status and status < 300 else f"confirmation_failed:{reason or status}"},
     )
-    return {"targetUrl": context.target_url}
+    return {"targetUrl": request.target_url}

@@ -1,17 +1,19 @@
-"""INSTALL: store the installation's tokens and config, then subscribe to the chosen devices."""
+"""INSTALL: store the installation's tokens and config, then run the app's `installed` hook with its token."""
 
 from __future__ import annotations
 
-from smartapp import automation
+from smartapp.app_calls import call_strictly
+from smartapp.context import Context, LifecycleToken
 from smartapp.lifecycle import Lifecycle, installed_app, require_str
-from smartapp.services import Context, Services
+from smartapp.services import RequestInfo, Services
 
 # SmartThings access tokens last about 24 h; refresh a little early rather than a little late.
 ACCESS_TOKEN_LIFETIME = 24 * 3600 - 300
 
 
-def save(lifecycle: Lifecycle, services: Services) -> tuple[str, str, dict]:
-    """Validate the payload fully, then write it in one field-level merge (provider tokens untouched)."""
+def save(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> Context:
+    """Validate the payload fully, write it in one field-level merge (provider tokens untouched), and
+    return the context the app's hook runs in (acting with the lifecycle's own token)."""
     auth_token = require_str(lifecycle.data, "authToken")
     refresh_token = require_str(lifecycle.data, "refreshToken")
     app = installed_app(lifecycle.data)
@@ -27,15 +29,21 @@ def save(lifecycle: Lifecycle, services: Services) -> tuple[str, str, dict]:
         "refresh_token_issued_at": now,
         "reauth_required": None,
     })
-    return app.installed_app_id, auth_token, app.config
+    return Context(services=services, installed_app_id=app.installed_app_id, location_id=app.location_id,
+                   locale=lifecycle.locale, config=app.config, permissions=app.permissions,
+                   deadline=request.deadline, tokens=LifecycleToken(auth_token))
 
 
-def subscribe(installed_app_id: str, auth_token: str, config: dict, services: Services, context: Context) -> None:
-    for body in automation.subscriptions(config):
-        services.smartthings.create_subscription(installed_app_id, auth_token, body, deadline=context.deadline)
+def run_hook(context: Context, services: Services, *, first: str) -> None:
+    """The app's `installed` or `updated` hook (`first`), falling back to the other one, then its state."""
+    app = services.app
+    hooks = {"installed": app.installed_hook, "updated": app.updated_hook}
+    hook = hooks[first] or hooks["updated" if first == "installed" else "installed"]
+    if hook is not None:
+        call_strictly(hook, context, installed_app_id=context.installed_app_id, what=first)
+    context.save()
 
 
-def handle(lifecycle: Lifecycle, services: Services, context: Context) -> dict:
-    installed_app_id, auth_token, config = save(lifecycle, services)
-    subscribe(installed_app_id, auth_token, config, services, context)
+def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> dict:
+    run_hook(save(lifecycle, services, request), services, first="installed")
     return {}

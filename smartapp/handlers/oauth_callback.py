@@ -9,13 +9,13 @@ from smartapp.lifecycle import Lifecycle, require_str
 from smartapp.oauth.callback import CallbackParams, parse_url_path
 from smartapp.oauth.link import PendingLink, origin
 from smartapp.oauth.provider import Provider
-from smartapp.services import Context, Services
+from smartapp.services import RequestInfo, Services
 from smartapp.tokens import PROVIDER
 
 log = logging.getLogger(__name__)
 
 
-def handle(lifecycle: Lifecycle, services: Services, context: Context) -> dict:
+def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> dict:
     if services.oauth is None:
         raise OAuthNotConfigured(detail="SMARTAPP_OAUTH_PROVIDER is not set")
     installed_app_id = lifecycle.installed_app_id
@@ -33,7 +33,7 @@ def handle(lifecycle: Lifecycle, services: Services, context: Context) -> dict:
         raise OAuthLinkError("oauth_authorization_error", f"error={params.error}")
     if params.code is None:
         raise OAuthLinkError("oauth_code_missing")
-    _exchange_and_store(installed_app_id, params.code, pending, services.oauth, services, context)
+    _exchange_and_store(installed_app_id, params.code, pending, services.oauth, services, request)
     return {}
 
 
@@ -67,10 +67,10 @@ def _issuer_matches(iss: str, pending: PendingLink) -> bool:
 
 
 def _exchange_and_store(installed_app_id: str, code: str, pending: PendingLink, provider: Provider,
-                        services: Services, context: Context) -> None:
+                        services: Services, request: RequestInfo) -> None:
     started = services.clock()
     # One attempt, bounded by the request's budget: SmartThings waits 10 s and a code cannot be reused.
-    timeout = context.deadline.timeout(cap=provider.config.call_timeout)
+    timeout = request.deadline.timeout(cap=provider.config.call_timeout)
     try:
         grant = provider.exchange_code(code=code, code_verifier=pending.verifier, redirect_uri=pending.redirect_uri,
                                        region=pending.region, timeout=timeout)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from smartapp.lifecycle import Lifecycle, require_str
-from smartapp.services import Context, Services
+from smartapp.services import RequestInfo, Services
 
 
-def handle(lifecycle: Lifecycle, services: Services, context: Context) -> dict:
+def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> dict:
     return {"challenge": require_str(lifecycle.data, "challenge")}

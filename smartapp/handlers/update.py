@@ -1,15 +1,17 @@
-"""UPDATE: store the new token pair and config, then rebuild the subscriptions from scratch."""
+"""UPDATE: store the new token pair and config, clear subscriptions and schedules, run the `updated` hook."""
 
 from __future__ import annotations
 
 from smartapp.handlers import install
 from smartapp.lifecycle import Lifecycle
-from smartapp.services import Context, Services
+from smartapp.services import RequestInfo, Services
 
 
-def handle(lifecycle: Lifecycle, services: Services, context: Context) -> dict:
-    installed_app_id, auth_token, config = install.save(lifecycle, services)
-    # Delete first: re-creating a subscription name that still exists answers 409.
-    services.smartthings.delete_subscriptions(installed_app_id, auth_token, deadline=context.deadline)
-    install.subscribe(installed_app_id, auth_token, config, services, context)
+def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> dict:
+    context = install.save(lifecycle, services, request)
+    # Delete first: re-creating a subscription name that still exists answers 409, and the new settings
+    # may no longer want what the old ones scheduled.
+    context.api.subscriptions.delete_all()
+    context.api.schedules.delete_all()
+    install.run_hook(context, services, first="updated")
     return {}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SECRET_FIELDS = frozenset({"auth_token", "refresh_token", "provider_access_token", "provider_refresh_token"})
+# app_state is the SmartApp's own JSON: it may hold what the developer considers private, so it is sealed too.
+SECRET_FIELDS = frozenset({"auth_token", "refresh_token", "provider_access_token", "provider_refresh_token",
+                           "app_state"})
 
 
 @dataclass(frozen=True)
@@ -28,5 +30,6 @@ class Installation:
     provider_region: str | None = None     # the data centre the link was made in (Tuya)
     provider_user_id: str | None = None    # the linked account's id at the provider (Tuya uid)
     reauth_required: str | None = None     # reason code when a refresh token proved dead
+    app_state: str | None = None           # the SmartApp's per-installation state, JSON (encrypted at rest)
     created_at: float | None = None
     updated_at: float | None = None

@@ -1,0 +1,73 @@
+"""The third-party account an installation linked: a valid access token and an authorised HTTP session."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from smartapp.deadline import Deadline
+from smartapp.errors import ReauthRequired
+from smartapp.store import Installation
+
+if TYPE_CHECKING:
+    from smartapp.services import Services
+
+PROVIDER_CALL_TIMEOUT = 4.0
+
+
+class LinkedAccount:
+    """The provider's tokens for one installation, refreshed single-flight like the SmartThings pair."""
+
+    def __init__(self, services: "Services", record: Installation, deadline: Deadline) -> None:
+        self.provider: str = record.provider or ""
+        self.user_id = record.provider_user_id
+        self.scope = record.provider_scope
+        self._services = services
+        self._installed_app_id = record.installed_app_id
+        self._deadline = deadline
+        self._session: requests.Session | None = None
+
+    @property
+    def access_token(self) -> str:
+        """A token valid for at least another minute (refreshed first when it is not)."""
+        return self._keeper().access_token(self._installed_app_id, "provider", deadline=self._deadline)
+
+    def token_rejected(self, token: str) -> str:
+        """The provider answered 401 to `token`: a refreshed one (ReauthRequired when none can be had)."""
+        return self._keeper().refresh_rejected(self._installed_app_id, "provider", token, deadline=self._deadline)
+
+    @property
+    def session(self) -> requests.Session:
+        """A requests session that sends the account's bearer token, bounded by the request's deadline,
+        follows no redirects, and retries once with a refreshed token after a 401."""
+        if self._session is None:
+            self._session = _BearerSession(self)
+        return self._session
+
+    def _keeper(self):
+        if self._services.tokens is None:
+            raise ReauthRequired(detail="no token keeper configured")
+        return self._services.tokens
+
+
+class _BearerSession(requests.Session):
+    def __init__(self, account: LinkedAccount) -> None:
+        super().__init__()
+        self._account = account
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        deadline = self._account._deadline
+        timeout = deadline.timeout(cap=PROVIDER_CALL_TIMEOUT)
+        kwargs.setdefault("timeout", (min(1.0, timeout), timeout))
+        kwargs.setdefault("allow_redirects", False)
+        headers = dict(kwargs.pop("headers", None) or {})
+        token = self._account.access_token
+        headers["Authorization"] = f"Bearer {token}"
+        response = super().request(method, url, *args, headers=headers, **kwargs)
+        if response.status_code == 401:
+            headers["Authorization"] = f"Bearer {self._account.token_rejected(token)}"
+            timeout = deadline.timeout(cap=PROVIDER_CALL_TIMEOUT)
+            kwargs["timeout"] = (min(1.0, timeout), timeout)
+            response = super().request(method, url, *args, headers=headers, **kwargs)
+        return response
