@@ -29,8 +29,15 @@ def load_app(spec: str | None) -> SmartApp:
     if not isinstance(app, SmartApp):
         raise ConfigError([f"SMARTAPP_APP: {spec!r} is not a smartapp.SmartApp "
                            f"(found {type(app).__name__})"])
+    check(app)
+    return app
+
+
+def check(app: SmartApp) -> None:
+    """The app can serve: it has a page and its locale files are well formed (ConfigError otherwise)."""
     try:
         app.check()
+    except ConfigError as error:
+        raise ConfigError([f"SMARTAPP_APP: {problem}" for problem in error.problems]) from None
     except ValueError as error:
         raise ConfigError([f"SMARTAPP_APP: {error}"]) from None
-    return app

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from smartapp.i18n import Translations
+from smartapp.i18n import Locales, load_locales
 from smartapp.pages import Page, scopes_of
 
 if TYPE_CHECKING:
@@ -50,7 +50,8 @@ class SmartApp:
         self.permissions = tuple(permissions)
         self.disable_custom_display_name = disable_custom_display_name
         self.disable_remove_app = disable_remove_app
-        self.translations = Translations(Path(locales) if locales is not None else _caller_locales())
+        self.locales_dir = Path(locales) if locales is not None else _caller_locales()
+        self.locales = Locales()  # read by check(), at start
         self.pages: dict[str, PageHandler] = {}
         self.installed_hook: LifecycleHook | None = None
         self.updated_hook: LifecycleHook | None = None
@@ -133,9 +134,9 @@ class SmartApp:
         return next(iter(self.pages))
 
     def check(self) -> None:
-        """Called at start: the app can answer CONFIGURATION and its translations load."""
+        """Called at start: the app can answer CONFIGURATION, and its locale files load (LocaleError)."""
         self.first_page_id  # noqa: B018 - raises when there is no page
-        self.translations.load()
+        self.locales = load_locales(self.locales_dir)
 
     def initialize_permissions(self) -> list[str]:
         """Scopes beyond what the device settings grant: the app's own, plus what its event types need."""

@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any, Callable, Mapping
 
-from smartapp.app_loader import load_app
+from smartapp.app_loader import check as check_app, load_app
 from smartapp.application import SmartApp
 from smartapp.devapi import SimulatorAwareSession
 from smartapp.errors import StoreUnavailable
@@ -38,6 +38,8 @@ def build_services(settings: Settings, *, app: SmartApp | None = None,
                    clock: Callable[[], float] = time.time) -> Services:
     """Everything a request or a proactive call needs; `settings` must already be free of problems."""
     provider = build_provider(settings)  # ConfigError names a missing client id, URL or region
+    if app is not None:
+        check_app(app)
     smartapp = app if app is not None else load_app(settings.app)
     store = open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path,
                        cipher=build_cipher(settings), clock=clock)

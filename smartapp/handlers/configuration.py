@@ -49,7 +49,7 @@ def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> di
                                         deadline=request.deadline)
     page = call_strictly(app.render, page_id, context, installed_app_id=lifecycle.installed_app_id,
                          what=f"page {page_id}")
-    answer = page.to_json(app.translations.for_locale(lifecycle.locale))
+    answer = page.to_json(app.locales.translator(lifecycle.locale))
     if page_id == app.first_page_id:
         account = _account_setting(lifecycle, services)
         if account is not None:
