@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 # SmartThings' own limits (SmartApp API schema); a page the platform would refuse fails here, at build time.
 _SETTING_ID = re.compile(r"[A-Za-z0-9.\-_]{1,128}")
@@ -21,6 +21,156 @@ _DEVICE_PERMISSIONS = ("r", "w", "x")
 _POST_MESSAGE_TYPES = ("TEXT", "NUMBER", "DECIMAL")
 
 Options = Mapping[str, str] | Sequence[str | tuple[str, str] | Mapping[str, str]]
+
+
+# -- checks ---------------------------------------------------------------------------------------------------
+
+def _page_id(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _PAGE_ID.fullmatch(value):
+        raise ValueError(f"{what} {value!r} must be 1-36 of A-Z a-z 0-9 . - _")
+    return value
+
+
+def _text(value: object, what: str, limit: int, *, empty: bool = True) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be text, got {type(value).__name__}")
+    if len(value) > limit:
+        raise ValueError(f"{what} is {len(value)} characters; SmartThings allows at most {limit}")
+    if not empty and not value:
+        raise ValueError(f"{what} must not be empty")
+    return value
+
+
+def _flag(value: object, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{what} must be True or False, got {value!r}")
+    return value
+
+
+def _put_flag(fields: dict[str, Any], key: str, value: bool | None, where: str) -> None:
+    if value is not None:
+        fields[key] = _flag(value, f"{where}: {key}")
+
+
+def _put_url(fields: dict[str, Any], key: str, value: str | None, where: str) -> None:
+    if value is not None:
+        fields[key] = _text(value, f"{where}: {key}", _MAX_URL, empty=False)
+
+
+def _put_post_message(fields: dict[str, Any], text: str | None, where: str) -> None:
+    if text is not None:
+        fields["postMessage"] = _text(text, f"{where}: post_message", _MAX_POST_MESSAGE)
+
+
+def _put_style(fields: dict[str, Any], style: str | None, allowed: tuple[str, ...], where: str) -> None:
+    if style is None:
+        return
+    if style not in allowed:
+        raise ValueError(f"{where}: style must be one of {', '.join(allowed)}, got {style!r}")
+    fields["style"] = style
+
+
+def _common(where: str, *, required: bool, disabled: bool | None = None, submit_on_change: bool | None = None,
+            default: str | bool | float | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {"required": _flag(required, f"{where}: required")}
+    if default is not None:
+        fields["defaultValue"] = _default_text(default, where)
+    _put_flag(fields, "disabled", disabled, where)
+    _put_flag(fields, "submitOnChange", submit_on_change, where)
+    return fields
+
+
+def _default_text(value: str | bool | float, where: str) -> str:
+    """SmartThings wants every default as a string: booleans "true"/"false", numbers as written."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        text = repr(value)
+    else:
+        text = value
+    return _text(text, f"{where}: default", _MAX_DEFAULT)
+
+
+def _str_default(value: object, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{where}: default must be text, got {type(value).__name__}")
+    return value
+
+
+def _put_lengths(fields: dict[str, Any], min_length: int | None, max_length: int | None, default: str | None,
+                 where: str) -> None:
+    for label, value in (("min_length", min_length), ("max_length", max_length)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{where}: {label} must be a whole number of at least 0, got {value!r}")
+    if min_length is not None and max_length is not None and min_length > max_length:
+        raise ValueError(f"{where}: min_length {min_length} is above max_length {max_length}")
+    if default is not None and ((min_length is not None and len(default) < min_length)
+                                or (max_length is not None and len(default) > max_length)):
+        raise ValueError(f"{where}: the default's length is outside [min_length, max_length]")
+    if min_length is not None:
+        fields["minLength"] = min_length
+    if max_length is not None:
+        fields["maxLength"] = max_length
+
+
+def _names(values: object, what: str) -> tuple[str, ...]:
+    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+        raise ValueError(f"{what} must be a non-empty list of names")
+    return tuple(_text(value, what, _MAX_NAME, empty=False) for value in values)
+
+
+def _device_permissions(value: object, where: str) -> tuple[str, ...]:
+    """"rx", "r x" or ["r", "x"] -> ("r", "x"): r reads, x sends commands, w changes the device."""
+    if isinstance(value, str):
+        letters = [letter for letter in value if not letter.isspace() and letter != ","]
+    elif isinstance(value, Sequence) and all(isinstance(letter, str) for letter in value):
+        letters = list(value)
+    else:
+        raise ValueError(f"{where}: permissions must be like \"rx\" or [\"r\", \"x\"], got {value!r}")
+    unknown = [letter for letter in letters if letter not in _DEVICE_PERMISSIONS]
+    if unknown or not letters:
+        raise ValueError(f"{where}: permissions are made of r, x and w, got {value!r}")
+    return tuple(dict.fromkeys(letters))
+
+
+def _options(options: object, where: str) -> tuple[tuple[str, str], ...]:
+    if isinstance(options, Mapping):
+        pairs = list(options.items())
+    elif isinstance(options, Sequence) and not isinstance(options, str):
+        pairs = [_option_pair(option, where) for option in options]
+    else:
+        raise ValueError(f"{where}: options must be a mapping of id to name, or a list of ids or (id, name) pairs")
+    if not pairs:
+        raise ValueError(f"{where}: options must not be empty")
+    return tuple((_text(option_id, f"{where}: option id", _MAX_NAME, empty=False),
+                  _text(name, f"{where}: option {option_id!r} name", _MAX_NAME, empty=False))
+                 for option_id, name in pairs)
+
+
+def _option_pair(option: object, where: str) -> tuple[object, object]:
+    if isinstance(option, str):
+        return option, option
+    if isinstance(option, Mapping) and set(option) == {"id", "name"}:
+        return option["id"], option["name"]
+    if isinstance(option, (tuple, list)) and len(option) == 2:
+        return option[0], option[1]
+    raise ValueError(f"{where}: an option must be an id, an (id, name) pair or {{\"id\", \"name\"}}, got {option!r}")
+
+
+def _groups(grouped: object, where: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    if isinstance(grouped, Mapping):
+        pairs = list(grouped.items())
+    elif isinstance(grouped, Sequence) and not isinstance(grouped, str) \
+            and all(isinstance(pair, (tuple, list)) and len(pair) == 2 for pair in grouped):
+        pairs = list(grouped)
+    else:
+        raise ValueError(f"{where}: grouped_options must map each group's name to its options")
+    if not pairs:
+        raise ValueError(f"{where}: grouped_options must not be empty")
+    return tuple((_text(group, f"{where}: group name", _MAX_NAME, empty=False), _options(options, where))
+                 for group, options in pairs)
 
 
 class Translate(Protocol):
@@ -68,7 +218,7 @@ class Setting:
 
     @property
     def scopes(self) -> tuple[str, ...]:
-        """The app scopes this setting needs: its device permissions on every device, locations for modes."""
+        """The app scopes this setting needs: its permissions on every device, locations for modes, scenes."""
         if self.type == "DEVICE":
             return tuple(f"{permission}:devices:*" for permission in self.permissions)
         if self.type == "MODE":
@@ -94,10 +244,9 @@ class Setting:
         if self.options:
             result["options"] = self._options_json(self.options, translate)
         if self.groups:
-            result["groupedOptions"] = [
-                {"name": translate(self.id, "groups", group) or group, "options": self._options_json(options, translate)}
-                for group, options in self.groups
-            ]
+            result["groupedOptions"] = [{"name": translate(self.id, "groups", group) or group,
+                                         "options": self._options_json(options, translate)}
+                                        for group, options in self.groups]
         return result
 
     def _options_json(self, options: tuple[tuple[str, str], ...], translate: Translate) -> list[dict[str, str]]:
@@ -226,8 +375,7 @@ class Section:
                          default=_str_default(default, where))
         _put_lengths(fields, min_length, max_length, default, where)
         _put_url(fields, "image", image, where)
-        if post_message is not None:
-            fields["postMessage"] = _text(post_message, f"{where}: post_message", _MAX_POST_MESSAGE)
+        _put_post_message(fields, post_message, where)
         return self._add(setting_id, "TEXT", name, description, fields)
 
     def password(self, setting_id: str, *, name: str | None = None, description: str | None = None,
@@ -389,8 +537,7 @@ class Section:
         if maximum is not None:
             fields["max"] = maximum
         _put_url(fields, "image", image, where)
-        if post_message is not None:
-            fields["postMessage"] = _text(post_message, f"{where}: post_message", _MAX_POST_MESSAGE)
+        _put_post_message(fields, post_message, where)
         return fields
 
     def _add(self, setting_id: str, setting_type: str, name: str | None, description: str | None,
@@ -404,8 +551,35 @@ class Section:
         return self
 
 
+class _Checked:
+    """A page attribute checked whenever it is set (in the constructor or later by the page handler)."""
+
+    def __init__(self, check: Callable[[Any, str], Any]) -> None:
+        self._check = check
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name, self._slot = name, f"_{name}"
+
+    def __get__(self, page: Any, owner: type | None = None) -> Any:
+        return self if page is None else getattr(page, self._slot)
+
+    def __set__(self, page: Any, value: Any) -> None:
+        checked = None if value is None else self._check(value, f"page {page.id!r}: {self._name}")
+        setattr(page, self._slot, checked)
+
+
+def _short_text(value: object, what: str) -> str:
+    return _text(value, what, _MAX_NAME)
+
+
 class Page:
     """One configuration page; its settings' ids are unique on it. `complete` defaults to "no next page"."""
+
+    name = _Checked(_short_text)
+    next_page = _Checked(_page_id)
+    previous_page = _Checked(_page_id)
+    style = _Checked(_short_text)
+    next_text = _Checked(_short_text)
 
     def __init__(self, page_id: str, *, name: str | None = None, next_page: str | None = None,
                  previous_page: str | None = None, complete: bool | None = None, style: str | None = None,
@@ -425,53 +599,13 @@ class Page:
         return self._id
 
     @property
-    def name(self) -> str | None:
-        return self._name
-
-    @name.setter
-    def name(self, value: str | None) -> None:
-        self._name = _text(value, f"page {self._id!r}: name", _MAX_NAME)
-
-    @property
-    def next_page(self) -> str | None:
-        return self._next_page
-
-    @next_page.setter
-    def next_page(self, value: str | None) -> None:
-        self._next_page = None if value is None else _page_id(value, f"page {self._id!r}: next_page")
-
-    @property
-    def previous_page(self) -> str | None:
-        return self._previous_page
-
-    @previous_page.setter
-    def previous_page(self, value: str | None) -> None:
-        self._previous_page = None if value is None else _page_id(value, f"page {self._id!r}: previous_page")
-
-    @property
     def complete(self) -> bool:
         """True when Done installs or updates; unless set, the page without a next page is the last one."""
-        return self._next_page is None if self._complete is None else self._complete
+        return self.next_page is None if self._complete is None else self._complete
 
     @complete.setter
     def complete(self, value: bool | None) -> None:
         self._complete = None if value is None else _flag(value, f"page {self._id!r}: complete")
-
-    @property
-    def style(self) -> str | None:
-        return self._style
-
-    @style.setter
-    def style(self, value: str | None) -> None:
-        self._style = _text(value, f"page {self._id!r}: style", _MAX_NAME)
-
-    @property
-    def next_text(self) -> str | None:
-        return self._next_text
-
-    @next_text.setter
-    def next_text(self, value: str | None) -> None:
-        self._next_text = _text(value, f"page {self._id!r}: next_text", _MAX_NAME)
 
     @property
     def settings(self) -> list[Setting]:
@@ -494,14 +628,14 @@ class Page:
         translate = translate or _untranslated
         result: dict[str, Any] = {
             "pageId": self._id,
-            "name": translate(self._id, "name") or self._name or self._id,
-            "nextPageId": self._next_page,
-            "previousPageId": self._previous_page,
+            "name": translate(self._id, "name") or self.name or self._id,
+            "nextPageId": self.next_page,
+            "previousPageId": self.previous_page,
             "complete": self.complete,
         }
-        if self._style is not None:
-            result["style"] = self._style
-        next_text = translate(self._id, "nextText") or self._next_text
+        if self.style is not None:
+            result["style"] = self.style
+        next_text = translate(self._id, "nextText") or self.next_text
         if next_text is not None:
             result["nextText"] = next_text
         result["sections"] = [section.to_json(translate) for section in self.sections]
@@ -525,148 +659,3 @@ def scopes_of(pages: Page | Iterable[Page]) -> list[str]:
 def _put_translated(result: dict[str, Any], key: str, text: str | None) -> None:
     if text is not None:
         result[key] = text
-
-
-# -- checks ---------------------------------------------------------------------------------------------------
-
-def _page_id(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _PAGE_ID.fullmatch(value):
-        raise ValueError(f"{what} {value!r} must be 1-36 of A-Z a-z 0-9 . - _")
-    return value
-
-
-def _text(value: object, what: str, limit: int, *, empty: bool = True) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be text, got {type(value).__name__}")
-    if len(value) > limit:
-        raise ValueError(f"{what} is {len(value)} characters; SmartThings allows at most {limit}")
-    if not empty and not value:
-        raise ValueError(f"{what} must not be empty")
-    return value
-
-
-def _flag(value: object, what: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{what} must be True or False, got {value!r}")
-    return value
-
-
-def _put_flag(fields: dict[str, Any], key: str, value: bool | None, where: str) -> None:
-    if value is not None:
-        fields[key] = _flag(value, f"{where}: {key}")
-
-
-def _put_url(fields: dict[str, Any], key: str, value: str | None, where: str) -> None:
-    if value is not None:
-        fields[key] = _text(value, f"{where}: {key}", _MAX_URL, empty=False)
-
-
-def _put_style(fields: dict[str, Any], style: str | None, allowed: tuple[str, ...], where: str) -> None:
-    if style is None:
-        return
-    if style not in allowed:
-        raise ValueError(f"{where}: style must be one of {', '.join(allowed)}, got {style!r}")
-    fields["style"] = style
-
-
-def _common(where: str, *, required: bool, disabled: bool | None = None, submit_on_change: bool | None = None,
-            default: str | bool | float | None = None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"required": _flag(required, f"{where}: required")}
-    if default is not None:
-        fields["defaultValue"] = _default_text(default, where)
-    _put_flag(fields, "disabled", disabled, where)
-    _put_flag(fields, "submitOnChange", submit_on_change, where)
-    return fields
-
-
-def _default_text(value: str | bool | float, where: str) -> str:
-    """SmartThings wants every default as a string: booleans "true"/"false", numbers as written."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, (int, float)):
-        text = repr(value)
-    else:
-        text = value
-    return _text(text, f"{where}: default", _MAX_DEFAULT)
-
-
-def _str_default(value: object, where: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{where}: default must be text, got {type(value).__name__}")
-    return value
-
-
-def _put_lengths(fields: dict[str, Any], min_length: int | None, max_length: int | None, default: str | None,
-                 where: str) -> None:
-    for label, value in (("min_length", min_length), ("max_length", max_length)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ValueError(f"{where}: {label} must be a whole number of at least 0, got {value!r}")
-    if min_length is not None and max_length is not None and min_length > max_length:
-        raise ValueError(f"{where}: min_length {min_length} is above max_length {max_length}")
-    if default is not None and ((min_length is not None and len(default) < min_length)
-                                or (max_length is not None and len(default) > max_length)):
-        raise ValueError(f"{where}: the default's length is outside [min_length, max_length]")
-    if min_length is not None:
-        fields["minLength"] = min_length
-    if max_length is not None:
-        fields["maxLength"] = max_length
-
-
-def _names(values: object, what: str) -> tuple[str, ...]:
-    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
-        raise ValueError(f"{what} must be a non-empty list of names")
-    return tuple(_text(value, what, _MAX_NAME, empty=False) for value in values)
-
-
-def _device_permissions(value: object, where: str) -> tuple[str, ...]:
-    """"rx", "r x" or ["r", "x"] -> ("r", "x"): r reads, x sends commands, w changes the device."""
-    if isinstance(value, str):
-        letters = [letter for letter in value if not letter.isspace() and letter != ","]
-    elif isinstance(value, Sequence) and all(isinstance(letter, str) for letter in value):
-        letters = list(value)
-    else:
-        raise ValueError(f"{where}: permissions must be like \"rx\" or [\"r\", \"x\"], got {value!r}")
-    unknown = [letter for letter in letters if letter not in _DEVICE_PERMISSIONS]
-    if unknown or not letters:
-        raise ValueError(f"{where}: permissions are made of r, x and w, got {value!r}")
-    return tuple(dict.fromkeys(letters))
-
-
-def _options(options: object, where: str) -> tuple[tuple[str, str], ...]:
-    if isinstance(options, Mapping):
-        pairs = list(options.items())
-    elif isinstance(options, Sequence) and not isinstance(options, str):
-        pairs = [_option_pair(option, where) for option in options]
-    else:
-        raise ValueError(f"{where}: options must be a mapping of id to name, or a list of ids or (id, name) pairs")
-    if not pairs:
-        raise ValueError(f"{where}: options must not be empty")
-    return tuple((_text(option_id, f"{where}: option id", _MAX_NAME, empty=False),
-                  _text(name, f"{where}: option {option_id!r} name", _MAX_NAME, empty=False))
-                 for option_id, name in pairs)
-
-
-def _option_pair(option: object, where: str) -> tuple[object, object]:
-    if isinstance(option, str):
-        return option, option
-    if isinstance(option, Mapping) and set(option) == {"id", "name"}:
-        return option["id"], option["name"]
-    if isinstance(option, (tuple, list)) and len(option) == 2:
-        return option[0], option[1]
-    raise ValueError(f"{where}: an option must be an id, an (id, name) pair or {{\"id\", \"name\"}}, got {option!r}")
-
-
-def _groups(grouped: object, where: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
-    if isinstance(grouped, Mapping):
-        pairs = list(grouped.items())
-    elif isinstance(grouped, Sequence) and not isinstance(grouped, str) \
-            and all(isinstance(pair, (tuple, list)) and len(pair) == 2 for pair in grouped):
-        pairs = list(grouped)
-    else:
-        raise ValueError(f"{where}: grouped_options must map each group's name to its options")
-    if not pairs:
-        raise ValueError(f"{where}: grouped_options must not be empty")
-    return tuple((_text(group, f"{where}: group name", _MAX_NAME, empty=False), _options(options, where))
-                 for group, options in pairs)
