@@ -1,8 +1,9 @@
-"""The SmartThings REST calls this service makes: subscriptions, registration confirmation, token refresh."""
+"""The SmartThings REST transport: one bounded call for the API client, registration confirmation, token refresh."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -33,21 +34,31 @@ class SmartThingsClient:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
 
-    def _call(self, method: str, path: str, *, token: str, deadline: Deadline, json: dict | None = None,
-              accept: tuple[int, ...] = ()) -> requests.Response:
+    def send(self, method: str, path: str, *, token: str, deadline: Deadline, json: Any = None,
+             params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> requests.Response:
+        """One call to `api_url + path` as `token`; any HTTP status comes back, only a transport failure raises.
+
+        `path` must start with '/': it is appended to the configured API URL, never parsed as a URL.
+        """
         timeout = deadline.timeout(cap=self.read_timeout)
+        sent_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", **(headers or {})}
         try:
-            response = self.session.request(
+            return self.session.request(
                 method,
                 self.api_url + path,
                 json=json,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                params=params,
+                headers=sent_headers,
                 timeout=(min(self.connect_timeout, timeout), timeout),
                 allow_redirects=False,
             )
         except requests.RequestException as error:
             # Only the exception class: its text can carry the URL and headers.
             raise UpstreamUnavailable("smartthings_unreachable", type(error).__name__) from None
+
+    def _call(self, method: str, path: str, *, token: str, deadline: Deadline, json: dict | None = None,
+              accept: tuple[int, ...] = ()) -> requests.Response:
+        response = self.send(method, path, token=token, deadline=deadline, json=json)
         if response.status_code >= 300 and response.status_code not in accept:
             raise UpstreamUnavailable("smartthings_error", f"{method} {path.split('/')[-1]} -> {response.status_code}")
         return response
