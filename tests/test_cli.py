@@ -24,9 +24,13 @@ def smartapp_command() -> list[str]:
     return [found]
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SMARTAPP_") and k != "REDIS_URL"}
-    return subprocess.run(smartapp_command() + args, env={**clean, **env}, cwd=cwd,
+    # PYTHONPATH: the test apps (tests.apps.*) import from the checkout wherever the command runs.
+    return subprocess.run(smartapp_command() + args, env={**clean, "PYTHONPATH": str(ROOT), **env}, cwd=cwd,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -197,7 +201,7 @@ def store_environment(tmp_path, store_kind, request) -> dict[str, str]:
 
 
 def populate(env: dict[str, str], installed_app_id: str = IAID) -> None:
-    from smartapp.app import build_cipher
+    from smartapp.wiring import build_cipher
     from smartapp.settings import Settings
     from smartapp.store import open_store
 

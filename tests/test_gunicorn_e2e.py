@@ -28,7 +28,7 @@ def service(cloud, tmp_path, store_kind, request):
 
 def open_store_like(env: dict[str, str]):
     """A second handle on the service's store, to look at what it wrote."""
-    from smartapp.app import build_cipher
+    from smartapp.wiring import build_cipher
     from smartapp.settings import Settings
     from smartapp.store import open_store
 

@@ -11,6 +11,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from smartapp.commands import lifecycles
+from tests.apps.switches import app as switches_app
 from tests.conftest import service_environment
 from tests.fakes.redis_server import RedisServer
 from tests.service import Gunicorn
@@ -88,7 +89,7 @@ def signed(signer: Signer, body: dict, canaries: Canaries) -> tuple[bytes, dict]
 
 def test_no_secret_reaches_any_log_line(canary_run, signer):
     server, found, tmp_path = canary_run
-    sim = lifecycles.Installation()
+    sim = lifecycles.made_up(switches_app)
     statuses = {}
 
     install = lifecycles.body("INSTALL", sim)
@@ -109,7 +110,7 @@ def test_no_secret_reaches_any_log_line(canary_run, signer):
     statuses["oauth callback"] = post(server, *signed(signer, callback, found))
 
     # A forger's request: valid shape, real tokens, signed with a key SmartThings never published.
-    forged = lifecycles.body("INSTALL", lifecycles.Installation())
+    forged = lifecycles.body("INSTALL", lifecycles.made_up(switches_app))
     forged["installData"].update(authToken=found.add("forged authToken"), refreshToken=found.add("forged refresh"))
     statuses["bad signature"] = post(server, *signed(Signer(signing.TestKey.generate()), forged, found))
     raw, headers = signed(signer, forged, found)
@@ -148,7 +149,7 @@ def test_every_line_of_a_request_carries_its_ids(cloud, tmp_path, signer):
     env = service_environment(cloud, tmp_path, store="sqlite")
     server = Gunicorn(env, tmp_path / "gunicorn.log", cwd=tmp_path, workers=1)
     try:
-        sim = lifecycles.Installation()
+        sim = lifecycles.made_up(switches_app)
         assert post(server, *signed(signer, lifecycles.body("INSTALL", sim), Canaries())) == 200
         event = json.dumps(lifecycles.body("EVENT", sim)).encode()
         assert post(server, event, {**signer.headers(event), "X-ST-Correlation": "corr-canary-ids"}) == 200

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from smartapp.devkey import dev_key_path, load_or_create_dev_key
+from tests.conftest import TEST_APP
 from tests.fakes.redis_server import free_port
 from tests.service import Gunicorn
 from tests.test_cli import run
@@ -19,6 +20,7 @@ IAID = "7e57ab1e-0000-4000-8000-5eed5eed5eed"
 
 def dev_environment(cloud, tmp_path) -> dict[str, str]:
     return {
+        "SMARTAPP_APP": TEST_APP,
         "SMARTAPP_DEV_MODE": "1",
         "SMARTAPP_DB_PATH": str(tmp_path / "smartapp.db"),
         "SMARTAPP_KEY_SERVER": cloud.keys.url,
@@ -39,7 +41,8 @@ def dev_service(cloud, tmp_path):
 def simulate(service, *args: str):
     """The console script, run from the instance's directory like a developer would."""
     db_path = Path(service.env["SMARTAPP_DB_PATH"])
-    return run(["simulate", "--url", service.url + "/", *args], {"SMARTAPP_DB_PATH": str(db_path)}, db_path.parent)
+    env = {"SMARTAPP_DB_PATH": str(db_path), "SMARTAPP_APP": service.env["SMARTAPP_APP"]}
+    return run(["simulate", "--url", service.url + "/", *args], env, db_path.parent)
 
 
 def app_lines(service) -> list[dict]:
@@ -51,7 +54,7 @@ def app_lines(service) -> list[dict]:
 
 
 def stored(service, installed_app_id: str):
-    from smartapp.app import build_cipher
+    from smartapp.wiring import build_cipher
     from smartapp.settings import Settings
     from smartapp.store import open_store
 

@@ -30,6 +30,7 @@ CANARIES = {
     "refresh_token": "canary-st-refresh-9e2a41",
     "provider_access_token": "canary-provider-access-33b8",
     "provider_refresh_token": "canary-provider-refresh-5c6d",
+    "app_state": '{"canary": "app-state-8f4e"}',
 }
 
 
@@ -448,7 +449,8 @@ def test_concurrent_compare_and_set(store, backend, cipher):
 
 def test_secrets_encrypted_at_rest(store, backend):
     store.update(IAID, install_fields(provider_access_token=CANARIES["provider_access_token"],
-                                      provider_refresh_token=CANARIES["provider_refresh_token"]))
+                                      provider_refresh_token=CANARIES["provider_refresh_token"],
+                                      app_state=CANARIES["app_state"]))
     for name in SECRET_FIELDS:
         assert backend.raw_secret(IAID, name).startswith("gAAAAA")
     at_rest = backend.raw_bytes()

@@ -40,7 +40,9 @@ def describe(installation: Installation) -> dict:
     time_fields = {field for _, field in TOKEN_TIMES.values()}
     for item in dataclasses.fields(installation):
         value = getattr(installation, item.name)
-        if is_secret(item.name):
+        if item.name == "app_state":
+            shown["app_state_bytes"] = len(value or "")  # the app's own data: how much, never what
+        elif is_secret(item.name):
             entry: dict[str, object] = {"present": bool(value)}
             if item.name in TOKEN_TIMES:
                 kind, field = TOKEN_TIMES[item.name]

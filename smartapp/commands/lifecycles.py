@@ -79,7 +79,7 @@ def _made_up_id(sim: Installation, *names: object) -> str:
 def _config_entry(sim: Installation, setting: Setting) -> tuple[list[dict], list[str]]:
     """Made-up values for one setting, and the device permissions they grant."""
     if setting.type == "DEVICE":
-        ids = [_made_up_id(sim, setting.id, n) for n in range(2 if setting.multiple else 1)]
+        ids = [_made_up_id(sim, setting.id, 0)]
         grants = [f"{p}:devices:{device_id}" for device_id in ids for p in (setting.permissions or ("r",))]
         return [{"valueType": "DEVICE", "deviceConfig": {"deviceId": d, "componentId": "main"}} for d in ids], grants
     if setting.type == "MODE":
@@ -191,7 +191,9 @@ def body(step: str, sim: Installation, *, events: list[dict] | None = None) -> d
         data = {"authToken": _token("auth"), "refreshToken": _token("refresh"), "installedApp": sim.installed_app()}
         return _envelope(step, step.lower() + "Data", data, app_id=sim.app_id)
     if step == "EVENT":
-        data = {"authToken": _token("event"), "installedApp": sim.installed_app(), "events": events or []}
+        if events is None:  # a device event for whatever the app subscribed to first
+            events = [event for event in [device_event(sim, None)] if event is not None]
+        data = {"authToken": _token("event"), "installedApp": sim.installed_app(), "events": events}
         return _envelope("EVENT", "eventData", data, app_id=sim.app_id)
     if step == "UNINSTALL":
         return _envelope("UNINSTALL", "uninstallData", {"installedApp": sim.installed_app()}, app_id=sim.app_id)
