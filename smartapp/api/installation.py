@@ -14,8 +14,9 @@ log = logging.getLogger(__name__)
 
 def segment(value: str) -> str:
     """One path segment built from an id or a name: quoted so it cannot add segments or a query."""
-    if not isinstance(value, str) or not value:
-        raise ValueError("an id or name must be a non-empty string")
+    # "." and ".." would be dot-segments (requests sends %2E as "."), which a server may resolve upwards.
+    if not isinstance(value, str) or value in ("", ".", ".."):
+        raise ValueError("an id or name must be a non-empty string other than '.' and '..'")
     return quote(value, safe="")
 
 
