@@ -191,7 +191,8 @@ def test_a_client_without_a_location_reads_it_from_the_installed_app_once(fake_s
 def test_request_is_a_raw_call_relative_to_the_api_url(fake_st, make_api):
     fake_st.set_status("lamp", "switch", "switch", "off")
     api = make_api(locale="de-DE")
-    assert api.request("get", "/devices/lamp/status") == {"components": {"main": {"switch": {"switch": {"value": "off"}}}}}
+    status = api.request("get", "/devices/lamp/status")
+    assert status == {"components": {"main": {"switch": {"switch": {"value": "off"}}}}}
     api.schedules.run_in("x", 5)
     assert api.request("DELETE", f"/installedapps/{IAPP}/schedules/x") == {}
     assert api.request("POST", "/devices/lamp/commands", json={"commands": [ON]})["results"]

@@ -15,7 +15,8 @@ def post(fake: FakeSmartThings, path: str, body, token: str = "t") -> requests.R
 
 def test_malformed_bodies_are_refused_like_smartthings_would(fake_st):
     subscriptions, schedules = f"/installedapps/{IAPP}/subscriptions", f"/installedapps/{IAPP}/schedules"
-    assert post(fake_st, subscriptions, {"sourceType": "DEVICE", "device": {"subscriptionName": "x"}}).status_code == 422
+    no_device = {"sourceType": "DEVICE", "device": {"subscriptionName": "x"}}
+    assert post(fake_st, subscriptions, no_device).status_code == 422
     assert post(fake_st, subscriptions, {"sourceType": "NOPE", "nope": {}}).status_code == 422
     assert post(fake_st, schedules, {"name": "x", "once": 1700000000}).status_code == 422
     assert post(fake_st, schedules, {"name": "x", "cron": {"expression": "0 1 * * ? *"}}).status_code == 422

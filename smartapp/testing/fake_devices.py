@@ -104,8 +104,9 @@ class FakeDevices:
             return error_reply(422, "ConstraintViolationError", "commands: a list of component/capability/command")
         if len(commands) > MAX_COMMANDS_PER_REQUEST:
             return error_reply(422, "ConstraintViolationError", "too many commands in one request")
+        (device_id,) = segments(match)
         with self._lock:
-            self.commands.setdefault(*segments(match), []).extend(
+            self.commands.setdefault(device_id, []).extend(
                 {"arguments": [], **command} for command in commands)
             results = [{"id": f"command-{next(self._command_ids)}", "status": "ACCEPTED"} for _ in commands]
         return Reply(200, {"results": results})
