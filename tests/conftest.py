@@ -164,3 +164,61 @@ def smartthings_tokens(cloud):
 
     return TokenAuthority(client_id=ST_CLIENT_ID, client_secret=ST_CLIENT_SECRET, expires_in=86399,
                           token_prefix="st-").mount(cloud.api, token_path="/oauth/token")
+
+
+class RecordingTokens:
+    """A TokenSource for API client tests: a fixed token, an optional replacement after a 401, recorded."""
+
+    def __init__(self, token: str, replacement: str | None = None) -> None:
+        self.current = token
+        self.replacement = replacement
+        self.unauthorized: list[str] = []
+
+    def token(self, deadline) -> str:
+        return self.current
+
+    def after_unauthorized(self, token: str, deadline) -> str | None:
+        self.unauthorized.append(token)
+        if self.replacement:
+            self.current = self.replacement
+        return self.replacement
+
+
+API_INSTALLED_APP_ID = "iapp-1"
+API_LOCATION_ID = "loc-1"
+API_TOKEN = "tok-7f3c9a1e-canary"
+FIXED_NOW = 1_700_000_000.0
+
+
+@pytest.fixture
+def fake_st():
+    """The public FakeSmartThings, with the installation's location (Europe/Berlin) and installed app known."""
+    from smartapp.testing import FakeSmartThings
+
+    with FakeSmartThings() as server:
+        server.add_location(API_LOCATION_ID, time_zone_id="Europe/Berlin")
+        server.add_installed_app(API_INSTALLED_APP_ID, location_id=API_LOCATION_ID)
+        yield server
+
+
+@pytest.fixture
+def make_api(fake_st):
+    """Build a SmartThingsApi on `fake_st`; keywords override its arguments. `.sleeps` records waits."""
+    from smartapp.api import SmartThingsApi
+    from smartapp.deadline import Deadline
+    from smartapp.smartthings import SmartThingsClient
+
+    http = SmartThingsClient(api_url=fake_st.url)
+
+    def factory(**overrides):
+        sleeps: list[float] = []
+        arguments = dict(http=http, installed_app_id=API_INSTALLED_APP_ID, location_id=API_LOCATION_ID,
+                         tokens=RecordingTokens(API_TOKEN), deadline=Deadline.after(8.0), sleep=sleeps.append,
+                         clock=lambda: FIXED_NOW)
+        arguments.update(overrides)
+        api = SmartThingsApi(**arguments)
+        api.sleeps = sleeps
+        return api
+
+    yield factory
+    http.session.close()

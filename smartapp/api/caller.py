@@ -6,6 +6,7 @@ import logging
 import re
 import time
 from typing import Any, Callable, Mapping, Protocol
+from urllib.parse import quote
 
 import requests
 
@@ -39,10 +40,18 @@ class TokenSource(Protocol):
 def checked_path(path: str) -> str:
     """`path` if it is relative to the API URL; an absolute URL (or a host-changing string) is refused."""
     if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
-        raise ApiError("absolute_url_refused")
+        raise ApiError("absolute_url_refused", why="a path must start with a single '/'")
     if any(ord(character) < 0x21 or character == "\x7f" for character in path):
-        raise ApiError("invalid_path")
+        raise ApiError("invalid_path", why="a path must not contain spaces or control characters")
     return path
+
+
+def segment(value: str) -> str:
+    """One path segment built from an id or a name: quoted so it cannot add segments or a query."""
+    # "." and ".." would be dot-segments (requests sends %2E as "."), which a server may resolve upwards.
+    if not isinstance(value, str) or value in ("", ".", ".."):
+        raise ValueError("an id or name must be a non-empty string other than '.' and '..'")
+    return quote(value, safe="")
 
 
 class ApiCaller:
@@ -76,6 +85,16 @@ class ApiCaller:
         except ValueError:
             raise ApiError("smartthings_invalid_response", http_status=status, method=method, path=path) from None
 
+    def call_object(self, method: str, path: str, *, json: Any = None,
+                    params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A call whose answer is a JSON object ({} when empty); any other JSON is an invalid response."""
+        body = self.call(method, path, json=json, params=params)
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise ApiError("smartthings_invalid_response", method=method, path=path)
+        return body
+
     def items(self, path: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every item of a paged list (`{"items": [...], "_links": {"next": {"href": ...}}}`)."""
         found: list[Any] = []
@@ -92,7 +111,7 @@ class ApiCaller:
             next_path, params = self._next_page(body), None
         return found
 
-    def _next_page(self, body: dict) -> str | None:
+    def _next_page(self, body: dict[str, Any]) -> str | None:
         # Only links back into the configured API are followed: a list answer must not send the token elsewhere.
         links = body.get("_links")
         following = links.get("next") if isinstance(links, dict) else None

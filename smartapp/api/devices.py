@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-from smartapp.api.caller import ApiCaller
+from smartapp.api.caller import ApiCaller, segment
 from smartapp.api.errors import ApiError
-from smartapp.api.installation import segment
 from smartapp.config_values import DeviceRef
 
 Device = Union[str, DeviceRef]
@@ -54,25 +53,25 @@ class Devices:
         return self._caller.items("/devices", params)
 
     def get(self, device_id: Device) -> dict[str, Any]:
-        return self._caller.call("GET", self._path(device_id))
+        return self._caller.call_object("GET", self._path(device_id))
 
     def get_status(self, device_id: Device) -> dict[str, Any]:
         """Every component's status: {"components": {"main": {"switch": {"switch": {"value": "on"}}}}}."""
-        return self._caller.call("GET", self._path(device_id) + "/status")
+        return self._caller.call_object("GET", self._path(device_id) + "/status")
 
     def get_component_status(self, device_id: Device, component: str) -> dict[str, Any]:
-        return self._caller.call("GET", f"{self._path(device_id)}/components/{segment(component)}/status")
+        return self._caller.call_object("GET", f"{self._path(device_id)}/components/{segment(component)}/status")
 
     def get_capability_status(self, device_id: Device, component: str, capability: str) -> dict[str, Any]:
         """One capability's attributes: {"switch": {"value": "on", ...}}."""
-        return self._caller.call(
+        return self._caller.call_object(
             "GET", f"{self._path(device_id)}/components/{segment(component)}/capabilities/{segment(capability)}/status")
 
     def send_commands(self, device: Device, commands: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """POST several commands to one device; a command without `component` goes to the DeviceRef's."""
         ref = device_ref(device)
         body = {"commands": [_command(command, ref.component_id) for command in commands]}
-        return self._caller.call("POST", self._path(ref) + "/commands", json=body) or {}
+        return self._caller.call_object("POST", self._path(ref) + "/commands", json=body)
 
     def send_command(self, devices: Device | Iterable[Device], capability: str, command: str,
                      arguments: Sequence[Any] = (), component: str | None = None) -> JsonObjects:

@@ -30,12 +30,12 @@ class ApiError(UpstreamUnavailable):
     reason = "smartthings_error"
 
     def __init__(self, reason: str, *, http_status: int | None = None, code: str | None = None,
-                 method: str = "", path: str = "") -> None:
+                 method: str = "", path: str = "", why: str = "") -> None:
         self.http_status = http_status
         self.code = code
         self.method = method
         self.path = path.split("?", 1)[0][:_MAX_PATH_IN_DETAIL]
-        answer = f"HTTP {http_status}" if http_status is not None else "no answer"
+        answer = why or (f"HTTP {http_status}" if http_status is not None else "no answer")
         call = f"{method} {self.path} -> " if method else ""
         super().__init__(reason, f"{call}{answer}" + (f" ({code})" if code else ""))
 

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Sequence
-from urllib.parse import quote
 
-from smartapp.api.caller import ApiCaller
+from smartapp.api.caller import ApiCaller, segment
 from smartapp.api.errors import ApiError
 
 log = logging.getLogger(__name__)
-
-
-def segment(value: str) -> str:
-    """One path segment built from an id or a name: quoted so it cannot add segments or a query."""
-    if not isinstance(value, str) or not value:
-        raise ValueError("an id or name must be a non-empty string")
-    return quote(value, safe="")
 
 
 class Installation:
@@ -38,8 +30,7 @@ class Installation:
     def location_id(self) -> str:
         """The installation's location; a client built without it reads it from the installed app once."""
         if self.known_location_id is None:
-            installed = self.caller.call("GET", self.path)
-            location_id = installed.get("locationId") if isinstance(installed, dict) else None
+            location_id = self.caller.call_object("GET", self.path).get("locationId")
             if not isinstance(location_id, str) or not location_id:
                 raise ApiError("smartthings_invalid_response", method="GET", path=self.path)
             self.known_location_id = location_id
@@ -48,11 +39,7 @@ class Installation:
     def location(self) -> dict[str, Any]:
         """GET /locations/{locationId}, once per client."""
         if self._location is None:
-            path = f"/locations/{segment(self.location_id())}"
-            body = self.caller.call("GET", path)
-            if not isinstance(body, dict):
-                raise ApiError("smartthings_invalid_response", method="GET", path=path)
-            self._location = body
+            self._location = self.caller.call_object("GET", f"/locations/{segment(self.location_id())}")
         return self._location
 
     def time_zone(self) -> str:

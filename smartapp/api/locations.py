@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from smartapp.api.caller import ApiCaller
+from smartapp.api.caller import ApiCaller, segment
 from smartapp.api.devices import JsonObjects
-from smartapp.api.installation import Installation, segment
+from smartapp.api.installation import Installation
 
 
 class Locations:
@@ -18,7 +18,7 @@ class Locations:
         """A location (the installation's by default; that one is fetched once per client)."""
         if location_id is None or location_id == self._installation.known_location_id:
             return self._installation.location()
-        return self._caller.call("GET", f"/locations/{segment(location_id)}")
+        return self._caller.call_object("GET", f"/locations/{segment(location_id)}")
 
     def list(self) -> JsonObjects:
         return self._caller.items("/locations")
@@ -35,11 +35,11 @@ class Modes:
         return self._caller.items(self._path)
 
     def get_current(self) -> dict[str, Any]:
-        return self._caller.call("GET", self._path + "/current")
+        return self._caller.call_object("GET", self._path + "/current")
 
     def set_current(self, mode_id: str) -> dict[str, Any]:
         segment(mode_id)
-        return self._caller.call("PUT", self._path + "/current", json={"modeId": mode_id}) or {}
+        return self._caller.call_object("PUT", self._path + "/current", json={"modeId": mode_id})
 
     @property
     def _path(self) -> str:
@@ -57,7 +57,7 @@ class Scenes:
         return self._caller.items("/scenes", {"locationId": self._installation.location_id()})
 
     def execute(self, scene_id: str) -> dict[str, Any]:
-        return self._caller.call("POST", f"/scenes/{segment(scene_id)}/execute") or {}
+        return self._caller.call_object("POST", f"/scenes/{segment(scene_id)}/execute")
 
 
 class InstalledApp:
@@ -67,4 +67,4 @@ class InstalledApp:
 
     def get(self) -> dict[str, Any]:
         """This installation as SmartThings describes it (installedAppId, locationId, status…)."""
-        return self._caller.call("GET", self._installation.path)
+        return self._caller.call_object("GET", self._installation.path)

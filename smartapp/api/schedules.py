@@ -6,9 +6,9 @@ import math
 from datetime import datetime, time as time_of_day
 from typing import Any, Callable
 
-from smartapp.api.caller import ApiCaller
+from smartapp.api.caller import ApiCaller, segment
 from smartapp.api.devices import JsonObjects
-from smartapp.api.installation import Installation, segment
+from smartapp.api.installation import Installation
 
 
 def _epoch_ms(when: datetime | float, name: str) -> int:
@@ -76,4 +76,4 @@ class Schedules:
         return self._installation.path + "/schedules"
 
     def _create(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._caller.call("POST", self._path, json=body) or {}
+        return self._caller.call_object("POST", self._path, json=body)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Sequence
 
-from smartapp.api.caller import ApiCaller
+from smartapp.api.caller import ApiCaller, segment
 from smartapp.api.devices import Device, JsonObjects, device_refs
 from smartapp.api.errors import ApiError
-from smartapp.api.installation import Installation, segment
+from smartapp.api.installation import Installation
 from smartapp.config_values import DeviceRef
 
 log = logging.getLogger(__name__)
+
+Names = list[str]
 
 # SmartThings refuses the 41st subscription of an installed app (422 LimitError).
 MAX_SUBSCRIPTIONS = 40
@@ -64,7 +66,7 @@ class Subscriptions:
 
     def subscribe_to_devices(self, devices: Device | Iterable[Device], capability: str, attribute: str, name: str,
                              *, value: str = "*", state_change_only: bool = True,
-                             modes: Sequence[str] | None = None) -> list[str]:
+                             modes: Sequence[str] | None = None) -> Names:
         """One DEVICE subscription per device, named `<name>_<n>`; the names made, in order.
 
         When the devices do not fit under the 40: with `r:devices:*` granted and the devices a DeviceList of
@@ -163,7 +165,8 @@ class Subscriptions:
     def _create(self, source_type: str, payload: dict[str, Any], *, modes: Sequence[str] | None = None) -> str:
         name = _plain_name(payload["subscriptionName"])
         if name not in self._created and self.count >= MAX_SUBSCRIPTIONS:
-            raise ApiError("subscription_limit", method="POST", path=self._path)
+            raise ApiError("subscription_limit", method="POST", path=self._path,
+                           why=f"not sent: {MAX_SUBSCRIPTIONS} subscriptions made already")
         if modes is not None:
             payload["modes"] = list(modes)
         # 409: a subscription of this name exists already (a retried INSTALL); it counts, and is not an error.
@@ -173,7 +176,7 @@ class Subscriptions:
         self._created[name] = subscription_id if isinstance(subscription_id, str) else None
         return name
 
-    def _warn_left_out(self, name: str, left_out: list[DeviceRef]) -> None:
+    def _warn_left_out(self, name: str, left_out: Sequence[DeviceRef]) -> None:
         log.warning("subscription_limit", extra={
             "reason": "subscription_limit", "installedAppId": self._installation.installed_app_id,
             "subscriptionName": name, "limit": MAX_SUBSCRIPTIONS, "count": len(left_out),

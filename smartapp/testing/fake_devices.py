@@ -8,7 +8,7 @@ import threading
 from typing import Any, Callable, Iterable
 
 from smartapp.testing.loopback import Call, LoopbackServer, Reply
-from smartapp.testing.replies import error_reply, paged_reply, segments
+from smartapp.testing.replies import FakePart, error_reply, segments
 
 # SmartThings takes at most this many commands in one request.
 MAX_COMMANDS_PER_REQUEST = 10
@@ -20,13 +20,11 @@ def _valid_command(command: Any) -> bool:
             and isinstance(command.get("arguments", []), list))
 
 
-class FakeDevices:
+class FakeDevices(FakePart):
     """Devices known to the fake; commands to any device id are accepted and recorded, reads need a known one."""
 
     def __init__(self, server: LoopbackServer, lock: threading.Lock, *, page_size: Callable[[], int]) -> None:
-        self._server = server
-        self._lock = lock
-        self._page_size = page_size
+        super().__init__(server, lock, page_size=page_size)
         self.devices: dict[str, dict[str, Any]] = {}
         self.status: dict[str, dict[str, dict[str, dict[str, dict[str, Any]]]]] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}
@@ -71,7 +69,7 @@ class FakeDevices:
         with self._lock:
             found = [device for device in self.devices.values() if not wanted or wanted & {
                 capability["id"] for component in device["components"] for capability in component["capabilities"]}]
-        return paged_reply(call, found, base_url=self._server.url, page_size=self._page_size())
+        return self.paged(call, found)
 
     def _get(self, call: Call, match: re.Match) -> Reply:
         with self._lock:
@@ -104,8 +102,9 @@ class FakeDevices:
             return error_reply(422, "ConstraintViolationError", "commands: a list of component/capability/command")
         if len(commands) > MAX_COMMANDS_PER_REQUEST:
             return error_reply(422, "ConstraintViolationError", "too many commands in one request")
+        (device_id,) = segments(match)
         with self._lock:
-            self.commands.setdefault(*segments(match), []).extend(
+            self.commands.setdefault(device_id, []).extend(
                 {"arguments": [], **command} for command in commands)
             results = [{"id": f"command-{next(self._command_ids)}", "status": "ACCEPTED"} for _ in commands]
         return Reply(200, {"results": results})

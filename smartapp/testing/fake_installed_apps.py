@@ -8,7 +8,7 @@ import threading
 from typing import Any, Callable
 
 from smartapp.testing.loopback import Call, LoopbackServer, Reply
-from smartapp.testing.replies import error_reply, paged_reply, segments
+from smartapp.testing.replies import FakePart, error_reply, segments
 
 # SmartThings answers the 41st subscription of an installed app with 422 LimitError.
 SUBSCRIPTION_LIMIT = 40
@@ -61,13 +61,11 @@ def _valid_schedule(body: Any) -> bool:
                                           for key in ("expression", "timezone"))
 
 
-class FakeInstalledApps:
+class FakeInstalledApps(FakePart):
     """Subscriptions and schedules by installedAppId, in creation order; installed apps made known by `add`."""
 
     def __init__(self, server: LoopbackServer, lock: threading.Lock, *, page_size: Callable[[], int]) -> None:
-        self._server = server
-        self._lock = lock
-        self._page_size = page_size
+        super().__init__(server, lock, page_size=page_size)
         self.installed_apps: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, dict[str, dict[str, Any]]] = {}
         self.schedules: dict[str, dict[str, dict[str, Any]]] = {}
@@ -122,8 +120,7 @@ class FakeInstalledApps:
         return Reply(200, stored)
 
     def _list_subscriptions(self, call: Call, match: re.Match) -> Reply:
-        return paged_reply(call, self.subscriptions_of(*segments(match)), base_url=self._server.url,
-                           page_size=self._page_size())
+        return self.paged(call, self.subscriptions_of(*segments(match)))
 
     def _delete_subscriptions(self, call: Call, match: re.Match) -> Reply:
         with self._lock:
@@ -157,8 +154,7 @@ class FakeInstalledApps:
         return Reply(200, stored)
 
     def _list_schedules(self, call: Call, match: re.Match) -> Reply:
-        return paged_reply(call, self.schedules_of(*segments(match)), base_url=self._server.url,
-                           page_size=self._page_size())
+        return self.paged(call, self.schedules_of(*segments(match)))
 
     def _get_schedule(self, call: Call, match: re.Match) -> Reply:
         installed_app_id, name = segments(match)

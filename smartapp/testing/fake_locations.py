@@ -7,16 +7,14 @@ import threading
 from typing import Any, Callable, Iterable
 
 from smartapp.testing.loopback import Call, LoopbackServer, Reply
-from smartapp.testing.replies import error_reply, paged_reply, segments
+from smartapp.testing.replies import FakePart, error_reply, segments
 
 
-class FakeLocations:
+class FakeLocations(FakePart):
     """Locations made known by `add`, each with modes (the first is current) and scenes; records what ran."""
 
     def __init__(self, server: LoopbackServer, lock: threading.Lock, *, page_size: Callable[[], int]) -> None:
-        self._server = server
-        self._lock = lock
-        self._page_size = page_size
+        super().__init__(server, lock, page_size=page_size)
         self.locations: dict[str, dict[str, Any]] = {}
         self.modes: dict[str, list[dict[str, Any]]] = {}
         self.current_mode: dict[str, str] = {}
@@ -53,7 +51,7 @@ class FakeLocations:
     def _list(self, call: Call, match: re.Match) -> Reply:
         with self._lock:
             found = list(self.locations.values())
-        return paged_reply(call, found, base_url=self._server.url, page_size=self._page_size())
+        return self.paged(call, found)
 
     def _get(self, call: Call, match: re.Match) -> Reply:
         with self._lock:
@@ -65,7 +63,7 @@ class FakeLocations:
             modes = self.modes.get(*segments(match))
         if modes is None:
             return error_reply(404, "NotFoundError", "no such location")
-        return paged_reply(call, modes, base_url=self._server.url, page_size=self._page_size())
+        return self.paged(call, modes)
 
     def _get_current_mode(self, call: Call, match: re.Match) -> Reply:
         (location_id,) = segments(match)
@@ -91,7 +89,7 @@ class FakeLocations:
         wanted = set(call.query.get("locationId", []))
         with self._lock:
             found = [scene for scene in self.scenes.values() if not wanted or scene["locationId"] in wanted]
-        return paged_reply(call, found, base_url=self._server.url, page_size=self._page_size())
+        return self.paged(call, found)
 
     def _execute_scene(self, call: Call, match: re.Match) -> Reply:
         (scene_id,) = segments(match)

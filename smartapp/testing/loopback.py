@@ -104,7 +104,7 @@ class LoopbackServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def route(self, method: str, pattern: str, handler: Route) -> None:
         """Add a route; later routes win, so a test can override a default."""

@@ -1,12 +1,13 @@
-"""The answers the fake SmartThings API shares: SmartThings-shaped errors and paged lists."""
+"""What the fake SmartThings API's parts share: SmartThings-shaped errors, paged lists, decoded ids."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+import threading
+from typing import Any, Callable, Sequence
 from urllib.parse import unquote, urlencode
 
-from smartapp.testing.loopback import Call, Reply
+from smartapp.testing.loopback import Call, LoopbackServer, Reply
 
 
 def error_reply(status: int, code: str, message: str = "", headers: dict[str, str] | None = None) -> Reply:
@@ -32,3 +33,15 @@ def paged_reply(call: Call, items: Sequence[Any], *, base_url: str, page_size: i
 def segments(match: re.Match) -> tuple[str, ...]:
     """The ids a route's pattern captured, decoded (the client quotes every id it puts in a path)."""
     return tuple(unquote(group) for group in match.groups())
+
+
+class FakePart:
+    """One part of the fake (devices, installed apps, locations): mounted on `server`, sharing its state lock."""
+
+    def __init__(self, server: LoopbackServer, lock: threading.Lock, *, page_size: Callable[[], int]) -> None:
+        self._server = server
+        self._lock = lock
+        self._page_size = page_size
+
+    def paged(self, call: Call, items: Sequence[Any]) -> Reply:
+        return paged_reply(call, items, base_url=self._server.url, page_size=self._page_size())
