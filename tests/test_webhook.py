@@ -119,12 +119,12 @@ def test_installed_app_delete_event_forgets_the_installation(client, signer, sto
 
 
 def test_a_failing_event_handler_still_answers_200(client, signer, monkeypatch):
-    from smartapp.handlers import event
+    from tests.apps.switches import app as switches_app
 
-    def boom(payload, scope):
+    def boom(ctx, event):
         raise RuntimeError("handler bug")
 
-    monkeypatch.setitem(event.DEVICE_EVENT_HANDLERS, "switchHandler", boom)
+    monkeypatch.setitem(switches_app.subscription_handlers, "switchHandler", boom)
     body = load_fixture("event_device.json")
     body["eventData"]["events"][0]["deviceEvent"]["subscriptionName"] = "switchHandler_0"
     body["eventData"]["events"].append(load_fixture("event_timer.json")["eventData"]["events"][0])

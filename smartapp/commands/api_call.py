@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     except StoreUnavailable as error:
         return fail(f"the store is unavailable ({error.detail or error.reason}): run `smartapp doctor`")
     except ApiError as error:
-        return fail(f"SmartThings answered {error.status or 'nothing'} ({error.reason})"
+        return fail(f"SmartThings answered {error.http_status or 'nothing'} ({error.reason})"
                     + (f": {error.code}" if getattr(error, "code", None) else ""))
     except SmartAppError as error:
         return fail(f"the call failed ({error.reason}{': ' + error.detail if error.detail else ''})")
