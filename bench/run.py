@@ -1,6 +1,7 @@
 """The benchmark: this service, the official Node SDK and a bare-Flask floor, side by side in one run.
 
 Usage:  .venv/bin/python bench/run.py [--rounds 1] [--duration 10] [--connections 16] [--distinct 40000] [--quick]
+                                     [--baseline GIT-REF]
 Needs:  wrk (apt-get install wrk), redis-server, node + npm (the Node SDK peer is installed into
         bench/node/ from its package-lock.json on first use). Loopback only.
 Prints one table and writes it to bench/results/.
@@ -45,6 +46,9 @@ PING = json.loads((FIXTURES / "ping.json").read_text())
 DATE_AHEAD_SECONDS = 280
 # Distinct made-up keyIds in the flood scenario (each appears once per pass through the file).
 FLOOD_KEY_IDS = 20000
+# The SmartApp every smartapp target serves: it subscribes to switches and logs each change (one line), the
+# same work for every commit measured, so a before/after comparison times the core, not a different app.
+BENCH_APP = "tests.apps.switches:app"
 # Reference targets: no target can beat the first, and no verifying, replay-protected webhook the second.
 CEILING_WSGI = "ceiling: bare WSGI"
 CEILING_SIGNED = "ceiling: verify+claim"
@@ -126,8 +130,10 @@ class Target:
     process: subprocess.Popen | None = None
     url: str = ""
     extra: dict = field(default_factory=dict)
+    cwd: Path = ROOT  # another checkout for a baseline target
 
-    def start(self, cwd: Path = ROOT) -> None:
+    def start(self) -> None:
+        cwd = self.cwd
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, **self.env, "PORT": str(port)}
@@ -139,7 +145,7 @@ class Target:
                 requests.post(self.url + "/", data=b"{}", headers={"Content-Type": "application/json"}, timeout=0.5)
                 time.sleep(0.5)  # let every worker finish booting
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting workers
                 time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not start")
 
@@ -167,6 +173,20 @@ class Target:
 def gunicorn(name: str, app: str, env: dict[str, str], kind: str) -> Target:
     command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "--bind", "127.0.0.1:{port}", app]
     return Target(name, command, env, kind)
+
+
+def add_baseline(targets: list[Target], ref: str, service_env: dict[str, str]) -> Path:
+    """Measure `ref`'s code under its own gunicorn config beside today's default, in the same run."""
+    checkout = RESULTS / f"baseline-{os.getpid()}"
+    subprocess.run(["git", "worktree", "add", "--detach", str(checkout), ref], cwd=ROOT, check=True,
+                   capture_output=True)
+    at = next(i for i, target in enumerate(targets) if target.name == "smartapp (default)")
+    # PYTHONPATH puts the old package ahead of the installed one; the test app it serves comes from there too.
+    target = gunicorn(f"smartapp @{ref[:12]}", "smartapp:create_app()", {**service_env, "PYTHONPATH": str(checkout)},
+                      "smartapp")
+    target.cwd = checkout
+    targets.insert(at + 1, target)
+    return checkout
 
 
 def node(name: str, workers: int, key_server: str) -> Target:
@@ -235,6 +255,8 @@ def main() -> int:
     parser.add_argument("--scenarios", help="comma-separated scenario names to run (default: all)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure every target this many times, alternating the order; the table shows medians")
+    parser.add_argument("--baseline", metavar="GIT-REF",
+                        help="also measure the default deployment as it was at this commit (a temporary worktree)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=VAR=VALUE,...",
                         help="an extra smartapp deployment to measure, e.g. 'gthread=GUNICORN_WORKER_CLASS=gthread,"
                              "GUNICORN_THREADS=4'; measured with a floor of the same configuration")
@@ -260,7 +282,8 @@ def main() -> int:
                                         serialization.NoEncryption())
     wanted = args.scenarios.split(",") if args.scenarios else None
     service_env = {"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
-                   "SMARTAPP_DB_PATH": str(work / "bench.db"), "LOG_FORMAT": "json"}
+                   "SMARTAPP_DB_PATH": str(work / "bench.db"), "LOG_FORMAT": "json", "SMARTAPP_APP": BENCH_APP,
+                   "PYTHONPATH": str(ROOT)}
     public_key = work / "bench-key.pem"
     public_key.write_bytes(key.public_key_pem)
     targets = [
@@ -284,6 +307,7 @@ def main() -> int:
         ]
         targets.append(node("Node SDK single", 1, keys.url))
 
+    baseline = add_baseline(targets, args.baseline, service_env) if args.baseline else None
     for spec in args.variant:
         name, _, assignments = spec.partition("=")
         extra = dict(item.split("=", 1) for item in assignments.split(",") if item)
@@ -313,6 +337,8 @@ def main() -> int:
         keys.stop()
         redis.stop()
         shutil.rmtree(work, ignore_errors=True)
+        if baseline is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=ROOT, check=False)
     rows = [(name, label, combine(runs)) for (name, label), runs in results.items()]
     report = render(rows, args)
     print(report)

@@ -6,18 +6,17 @@ import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from smartapp.context import Context
 from smartapp.i18n import Locales, load_locales
 from smartapp.pages import Page, scopes_of
 
-if TYPE_CHECKING:
-    from smartapp.context import Context
 
-LifecycleHook = Callable[["Context"], None]
-EventHandler = Callable[["Context", dict], None]
-PageHandler = Callable[["Context", Page], None]
-ExecuteHandler = Callable[["Context", dict], "dict | None"]
+LifecycleHook = Callable[[Context], None]
+EventHandler = Callable[[Context, dict], None]
+PageHandler = Callable[[Context, Page], None]
+ExecuteHandler = Callable[[Context, dict], dict | None]
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Event types routed by type (they carry no subscription name), with the scope their subscription needs.
@@ -143,7 +142,7 @@ class SmartApp:
         derived = {EVENT_TYPE_SCOPES[event_type] for event_type in self.event_handlers}
         return sorted({*self.permissions, *(scope for scope in derived if scope)})
 
-    def scopes(self, context: "Context") -> list[str]:
+    def scopes(self, context: Context) -> list[str]:
         """Every app scope, including those the pages' settings imply (for the app's registration)."""
         pages = []
         for page_id in self.pages:
@@ -153,7 +152,7 @@ class SmartApp:
                 continue
         return sorted({*self.initialize_permissions(), *scopes_of(pages)})
 
-    def render(self, page_id: str, context: "Context") -> Page:
+    def render(self, page_id: str, context: Context) -> Page:
         """Build one page by running its handler with a fresh Page."""
         handler = self.pages[page_id]
         page_ids = list(self.pages)

@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from smartapp.api import SmartThingsApi, TokenSource
 from smartapp.config_values import ConfigValues
 from smartapp.deadline import Deadline
-from smartapp.errors import ReauthRequired, UnknownInstallation
+from smartapp.errors import ReauthRequired
 from smartapp.linked_account import LinkedAccount
+from smartapp.oauth import Provider
+from smartapp.smartthings import SmartThingsClient
 from smartapp.state import InstallationState
-from smartapp.store import Installation
+from smartapp.store import Installation, Store
+from smartapp.tokens import TokenKeeper
 
-if TYPE_CHECKING:
-    from smartapp.services import Services
+
+class Services(Protocol):
+    """What a context acts through: the service's long-lived parts (smartapp.services.Services has them)."""
+
+    store: Store
+    smartthings: SmartThingsClient
+    oauth: Provider | None
+    tokens: TokenKeeper | None
+
+
+def keeper_of(services: Services) -> TokenKeeper:
+    if services.tokens is None:
+        raise ReauthRequired(detail="no token keeper configured")
+    return services.tokens
 
 
 class LifecycleToken:
@@ -33,26 +48,22 @@ class LifecycleToken:
 class StoredToken:
     """The installation's stored token, refreshed (single-flight) before it expires and once after a 401."""
 
-    def __init__(self, services: "Services", installed_app_id: str) -> None:
+    def __init__(self, services: Services, installed_app_id: str) -> None:
         self._services = services
         self._installed_app_id = installed_app_id
 
-    def _keeper(self):
-        if self._services.tokens is None:
-            raise ReauthRequired(detail="no token keeper configured")
-        return self._services.tokens
-
     def token(self, deadline: Deadline) -> str:
-        return self._keeper().access_token(self._installed_app_id, deadline=deadline)
+        return keeper_of(self._services).access_token(self._installed_app_id, deadline=deadline)
 
     def after_unauthorized(self, token: str, deadline: Deadline) -> str | None:
-        return self._keeper().refresh_rejected(self._installed_app_id, "smartthings", token, deadline=deadline)
+        return keeper_of(self._services).refresh_rejected(self._installed_app_id, "smartthings", token,
+                                                          deadline=deadline)
 
 
 class Context:
     """One installation as a handler sees it. The API client, state and linked account load on first use."""
 
-    def __init__(self, *, services: "Services", installed_app_id: str, location_id: str | None,
+    def __init__(self, *, services: Services, installed_app_id: str, location_id: str | None,
                  locale: str | None, config: Mapping[str, Any] | None, permissions: Sequence[str],
                  deadline: Deadline, tokens: TokenSource | None,
                  record: Installation | None = None) -> None:
@@ -71,7 +82,7 @@ class Context:
         self._linked: LinkedAccount | None | bool = False  # False: not looked up yet
 
     @classmethod
-    def from_store_lazily(cls, *, services: "Services", installed_app_id: str | None, locale: str | None,
+    def from_store_lazily(cls, *, services: Services, installed_app_id: str | None, locale: str | None,
                           config: Mapping[str, Any], deadline: Deadline) -> "Context":
         """A configuration page's context: what the request lacks (location, permissions, token) comes from
         the stored installation, read only if the page asks for it (a first install has none)."""
@@ -82,7 +93,7 @@ class Context:
 
     def _load_from_store(self) -> None:
         self._from_store = False
-        record = self._stored_record(required=False)
+        record = self._stored_record()
         if record is not None:
             self._location_id, self._permissions = record.location_id, tuple(record.permissions)
 
@@ -113,24 +124,23 @@ class Context:
     def state(self) -> InstallationState:
         """A small JSON dict kept per installation (encrypted at rest, deleted at UNINSTALL)."""
         if self._state is None:
-            self._state = InstallationState.from_record(self._stored_record(required=False))
+            self._state = InstallationState.from_record(self._stored_record())
         return self._state
 
     @property
     def linked_account(self) -> LinkedAccount | None:
         """The third-party account linked through the OAUTH setting, or None when none is linked."""
         if self._linked is False:
-            record = self._stored_record(required=False)
+            record = self._stored_record()
             linked = record is not None and record.provider is not None and self._services.oauth is not None \
                 and record.provider == self._services.oauth.config.name and record.provider_access_token is not None
-            self._linked = LinkedAccount(self._services, record, self.deadline) if linked else None
+            self._linked = LinkedAccount(keeper_of(self._services), record, self.deadline) if linked else None
         return self._linked  # type: ignore[return-value]
 
-    def _stored_record(self, *, required: bool) -> Installation | None:
+    def _stored_record(self) -> Installation | None:
+        """The stored installation, read once; None before INSTALL (a first configuration)."""
         if self._record is None and self.installed_app_id:
             self._record = self._services.store.get(self.installed_app_id)
-        if self._record is None and required:
-            raise UnknownInstallation(detail="no such installation")
         return self._record
 
     def save(self) -> None:
@@ -140,7 +150,7 @@ class Context:
             self._state.changed = False
 
 
-def context_for(services: "Services", record: Installation, deadline: Deadline,
+def context_for(services: Services, record: Installation, deadline: Deadline,
                 tokens: TokenSource | None = None) -> Context:
     """A context from a stored installation (proactive work, pages of an installation that exists)."""
     return Context(services=services, installed_app_id=record.installed_app_id, location_id=record.location_id,

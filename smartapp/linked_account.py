@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
 from smartapp.deadline import Deadline
-from smartapp.errors import ReauthRequired
 from smartapp.store import Installation
-
-if TYPE_CHECKING:
-    from smartapp.services import Services
+from smartapp.tokens import TokenKeeper
 
 PROVIDER_CALL_TIMEOUT = 4.0
 
@@ -19,11 +16,11 @@ PROVIDER_CALL_TIMEOUT = 4.0
 class LinkedAccount:
     """The provider's tokens for one installation, refreshed single-flight like the SmartThings pair."""
 
-    def __init__(self, services: "Services", record: Installation, deadline: Deadline) -> None:
+    def __init__(self, keeper: TokenKeeper, record: Installation, deadline: Deadline) -> None:
         self.provider: str = record.provider or ""
         self.user_id = record.provider_user_id
         self.scope = record.provider_scope
-        self._services = services
+        self._keeper = keeper
         self._installed_app_id = record.installed_app_id
         self._deadline = deadline
         self._session: requests.Session | None = None
@@ -31,11 +28,11 @@ class LinkedAccount:
     @property
     def access_token(self) -> str:
         """A token valid for at least another minute (refreshed first when it is not)."""
-        return self._keeper().access_token(self._installed_app_id, "provider", deadline=self._deadline)
+        return self._keeper.access_token(self._installed_app_id, "provider", deadline=self._deadline)
 
     def token_rejected(self, token: str) -> str:
         """The provider answered 401 to `token`: a refreshed one (ReauthRequired when none can be had)."""
-        return self._keeper().refresh_rejected(self._installed_app_id, "provider", token, deadline=self._deadline)
+        return self._keeper.refresh_rejected(self._installed_app_id, "provider", token, deadline=self._deadline)
 
     @property
     def session(self) -> requests.Session:
@@ -44,11 +41,6 @@ class LinkedAccount:
         if self._session is None:
             self._session = _BearerSession(self)
         return self._session
-
-    def _keeper(self):
-        if self._services.tokens is None:
-            raise ReauthRequired(detail="no token keeper configured")
-        return self._services.tokens
 
 
 class _BearerSession(requests.Session):

@@ -56,21 +56,6 @@ class SmartThingsClient:
             # Only the exception class: its text can carry the URL and headers.
             raise UpstreamUnavailable("smartthings_unreachable", type(error).__name__) from None
 
-    def _call(self, method: str, path: str, *, token: str, deadline: Deadline, json: dict | None = None,
-              accept: tuple[int, ...] = ()) -> requests.Response:
-        response = self.send(method, path, token=token, deadline=deadline, json=json)
-        if response.status_code >= 300 and response.status_code not in accept:
-            raise UpstreamUnavailable("smartthings_error", f"{method} {path.split('/')[-1]} -> {response.status_code}")
-        return response
-
-    def create_subscription(self, installed_app_id: str, token: str, body: dict, *, deadline: Deadline) -> None:
-        # 409 means a subscription of that name exists already: a retried INSTALL is not an error.
-        self._call("POST", f"/installedapps/{installed_app_id}/subscriptions", token=token,
-                   deadline=deadline, json=body, accept=(409,))
-
-    def delete_subscriptions(self, installed_app_id: str, token: str, *, deadline: Deadline) -> None:
-        self._call("DELETE", f"/installedapps/{installed_app_id}/subscriptions", token=token, deadline=deadline)
-
     def refresh_token(self, refresh_token: str, *, token_url: str, client_id: str, client_secret: str,
                       timeout: float) -> Grant:
         """One refresh at the SmartThings token endpoint (PROTOCOL.md §4.2); both tokens come back new."""

@@ -148,3 +148,38 @@ def test_simulate_explains_a_missing_key_an_absent_instance_and_a_bad_step(tmp_p
     assert absent.returncode == 1 and "is the service running?" in absent.stderr
     bad = run(["simulate", "--only", "INSTALL,REBOOT"], env, tmp_path)
     assert bad.returncode == 1 and "REBOOT" in bad.stderr
+
+
+@pytest.fixture
+def default_app_service(cloud, tmp_path):
+    """A development instance of the bundled default app (no SMARTAPP_APP), as a developer first runs it."""
+    env = {name: value for name, value in dev_environment(cloud, tmp_path).items() if name != "SMARTAPP_APP"}
+    server = Gunicorn(env, tmp_path / "gunicorn.log", cwd=tmp_path)
+    server.env = {**env, "SMARTAPP_APP": "smartapp.default_app:app"}
+    yield server
+    server.stop()
+
+
+def test_simulate_sends_the_device_and_timer_events_asked_for(default_app_service):
+    result = simulate(default_app_service, "--only", "INSTALL,EVENT", "--installed-app-id", IAID,
+                      "--device-event", "sensors=open", "--timer", "lightsOff")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 ok, 0 skipped, 0 failed" in result.stdout
+    calls = [(line["method"], line["path"]) for line in app_lines(default_app_service)
+             if line["message"] == "simulated_api_call"]
+    # INSTALL subscribed the made-up sensor; the EVENT's open switched the light on, the timer switched it off.
+    assert calls[0] == ("POST", f"/installedapps/{IAID}/subscriptions")
+    commands = [path for method, path in calls if path.endswith("/commands")]
+    assert len(commands) == 2 and len(set(commands)) == 1
+    record = stored(default_app_service, IAID)
+    assert set(record.config) == {"sensors", "lights", "offDelayMinutes"}
+
+
+@pytest.mark.parametrize("flags,problem", [
+    (["--timer", "noSuchTimer"], "no @app.schedule('noSuchTimer') handler"),
+    (["--device-event", "lights=on"], "subscribed to no device of setting 'lights'"),
+])
+def test_an_event_the_app_would_not_handle_fails_the_verdict(default_app_service, flags, problem):
+    result = simulate(default_app_service, "--only", "INSTALL,EVENT", "--installed-app-id", IAID, *flags)
+    assert result.returncode == 1, result.stdout
+    assert problem in result.stdout and "1 ok, 0 skipped, 1 failed" in result.stdout
