@@ -134,7 +134,8 @@ class Context:
             record = self._stored_record()
             linked = record is not None and record.provider is not None and self._services.oauth is not None \
                 and record.provider == self._services.oauth.config.name and record.provider_access_token is not None
-            self._linked = LinkedAccount(keeper_of(self._services), record, self.deadline) if linked else None
+            self._linked = LinkedAccount(keeper_of(self._services), record, self.deadline,
+                                          self._services.oauth) if linked else None
         return self._linked  # type: ignore[return-value]
 
     def _stored_record(self) -> Installation | None:

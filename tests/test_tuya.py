@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from smartapp.deadline import Deadline
 from smartapp.errors import ProviderRejected, UpstreamUnavailable
@@ -223,3 +224,19 @@ def test_tuya_dead_refresh_token_flags_reauth(app, tuya):
     with pytest.raises(ReauthRequired):
         services.tokens.access_token(IAID, "provider", deadline=Deadline.after(8))
     assert services.store.get(IAID).reauth_required == "provider_refresh_rejected"
+
+
+def test_business_calls_are_signed_with_the_users_access_token():
+    from smartapp.oauth.tuya import TuyaRequestSigner
+
+    signer = TuyaRequestSigner(config(None), "3f4eda2bdec17232f67c0b188af3eec1", clock=lambda: int(T) / 1000,
+                               nonce=lambda: NONCE)
+    request = requests.Request("POST", "https://openapi.tuyaus.com/v1.0/devices/d1/commands?b=2&a=1",
+                               json={"commands": [{"code": "switch_1", "value": True}]}).prepare()
+    signed = signer(request)
+    message = string_to_sign("POST", "/v1.0/devices/d1/commands", query=[("a", "1"), ("b", "2")],
+                             body=request.body)
+    assert signed.headers["sign"] == sign(client_id="tuya-client", secret="tuya-secret", t=T, nonce=NONCE,
+                                          message=message, access_token="3f4eda2bdec17232f67c0b188af3eec1")
+    assert signed.headers["access_token"] == "3f4eda2bdec17232f67c0b188af3eec1" and signed.headers["t"] == T
+    assert "Authorization" not in signed.headers
