@@ -13,7 +13,8 @@ from smartapp.oauth.grant import Grant, grant_from_token_response
 from smartapp.oauth.link import PendingLink, origin
 from smartapp.oauth.pkce import new_verifier, s256_challenge
 from smartapp.oauth.presets import PRESETS
-from smartapp.oauth.provider import ProviderConfig, build_provider, provider_config, provider_problems
+from smartapp.oauth.factory import build_provider
+from smartapp.oauth.provider import ProviderConfig, provider_config, provider_problems
 from smartapp.settings import ConfigError, Settings
 
 STATE = "8a0dcdc9-1ab4-4c60-9de7-cb78f59a1121"

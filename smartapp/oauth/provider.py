@@ -89,24 +89,3 @@ def provider_problems(settings: Settings) -> list[str]:
     if name == "tuya" and settings.tuya_region not in TUYA_HOSTS:
         found.append(f"SMARTAPP_TUYA_REGION must be one of {', '.join(TUYA_HOSTS)}")
     return found
-
-
-def build_provider(settings: Settings, *, auth_method: str | None = None,
-                   issuer: str | None = None) -> Provider | None:
-    """The client for the configured provider: Authlib for standard ones, a signed client for Tuya."""
-    config = provider_config(settings, auth_method=auth_method, issuer=issuer)
-    if config is None:
-        return None
-    from smartapp.oauth.authorize import authorize_url
-
-    try:  # the longest URL a page will carry: too long for SmartThings is a start-up error, not a 500 later
-        authorize_url(config, state="0" * 36, code_verifier="0" * 64 if config.pkce else None)
-    except ValueError as error:
-        raise ConfigError([f"SMARTAPP_OAUTH_AUTHORIZE_URL/SCOPE: {error}"]) from None
-    if config.name == "tuya":
-        from smartapp.oauth.tuya import TuyaProvider
-
-        return TuyaProvider(config)
-    from smartapp.oauth.standard import StandardProvider
-
-    return StandardProvider(config)
