@@ -73,8 +73,10 @@ class AppHarness:
             add_location(self.location_id)
 
     def environment(self) -> dict[str, str]:
-        """The environment a service needs for this harness: the fake API, the trusted key, a private store."""
+        """The environment a service needs for this harness: the fake API and its token endpoint (with client
+        credentials, so stored tokens can be refreshed), the trusted key, a private store."""
         return {"SMARTAPP_API_URL": self.smartthings.url, "SMARTAPP_TOKEN_URL": self.smartthings.url + "/oauth/token",
+                "SMARTAPP_CLIENT_ID": "test-client", "SMARTAPP_CLIENT_SECRET": "test-client-secret",
                 "SMARTAPP_DB_PATH": str(self._directory / "smartapp.db"), **self.signer.environment()}
 
     # --- sending ----------------------------------------------------------------------------------
