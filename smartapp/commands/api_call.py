@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
 from smartapp.api import ApiError
@@ -41,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         data = json.loads(args.data) if args.data is not None else None
     except ValueError:
         return _usage("--data is not valid JSON")
+    # The outcome is this command's one line. Where nothing configured logging, Python's last-resort handler
+    # would also print the library's warnings (bare reason codes such as store_unreachable_at_start).
+    logging.getLogger("smartapp").addHandler(logging.NullHandler())
     try:
         load_settings()
         with installation(args.installed_app_id) as context:
