@@ -126,18 +126,20 @@ def delay_app(*, read_at: str) -> SmartApp:
     return app
 
 
-def test_text_in_a_number_setting_is_logged_in_an_event_and_the_batch_answered(smartthings, signer, smartapp_log):
-    harness = AppHarness(delay_app(read_at="event"), smartthings=smartthings, signer=signer)
+def test_text_in_a_number_setting_is_logged_in_an_event_and_the_batch_answered(smartthings, signer, tmp_path,
+                                                                             smartapp_log):
+    harness = AppHarness(delay_app(read_at="event"), smartthings=smartthings, signer=signer, directory=tmp_path)
     harness.install({"delay": 5})
     harness.config = TEXT_IN_NUMBER
     harness.timer("later")  # raises unless the EVENT was answered 200
-    (failure,) = [record for record in smartapp_log.records if getattr(record, "reason", None) == "config_value_invalid"]
+    (failure,) = [record for record in smartapp_log.records
+                  if getattr(record, "reason", None) == "config_value_invalid"]
     assert failure.handler == "TIMER_EVENT" and "delay" in failure.detail
     assert "soon-canary-7c1" not in smartapp_log.raw()
 
 
-def test_text_in_a_number_setting_fails_install_with_400(smartthings, signer, smartapp_log):
-    harness = AppHarness(delay_app(read_at="install"), smartthings=smartthings, signer=signer)
+def test_text_in_a_number_setting_fails_install_with_400(smartthings, signer, tmp_path, smartapp_log):
+    harness = AppHarness(delay_app(read_at="install"), smartthings=smartthings, signer=signer, directory=tmp_path)
     harness.config = TEXT_IN_NUMBER
     status, answer = harness.post({"lifecycle": "INSTALL", "executionId": str(uuid.uuid4()), "locale": "en",
                                    "version": "1.0.0", "settings": {}, "installData": {
@@ -171,8 +173,8 @@ def scene_picker_app() -> SmartApp:
     return app
 
 
-def test_a_page_of_an_existing_installation_can_call_the_api_with_the_stored_token(smartthings, signer):
-    harness = AppHarness(scene_picker_app(), smartthings=smartthings, signer=signer)
+def test_a_page_of_an_existing_installation_can_call_the_api_with_the_stored_token(smartthings, signer, tmp_path):
+    harness = AppHarness(scene_picker_app(), smartthings=smartthings, signer=signer, directory=tmp_path)
     smartthings.add_scene(harness.location_id, f"scene-{harness.installed_app_id}", "Movie night")
     calls = len(smartthings.bearer_tokens())
     first = harness.page()  # not installed yet: nothing stored, so nothing to act with
@@ -262,9 +264,9 @@ def fixture_event(name: str) -> dict:
     return event
 
 
-def test_events_are_routed_to_their_handler_by_type(smartthings, signer):
+def test_events_are_routed_to_their_handler_by_type(smartthings, signer, tmp_path):
     received: list[tuple[str, dict]] = []
-    harness = AppHarness(watcher_app(received), smartthings=smartthings, signer=signer)
+    harness = AppHarness(watcher_app(received), smartthings=smartthings, signer=signer, directory=tmp_path)
     events = [fixture_event(name) for name, _ in TYPED_EVENTS.values()]
     harness.events(*events)
     assert [event_type for event_type, _ in received] == list(TYPED_EVENTS)
@@ -272,19 +274,20 @@ def test_events_are_routed_to_their_handler_by_type(smartthings, signer):
         assert event["eventType"] == event_type and payload == next(v for k, v in event.items() if k.endswith("Event"))
 
 
-def test_an_event_type_without_a_handler_is_skipped_and_the_batch_answered(smartthings, signer, smartapp_log):
+def test_an_event_type_without_a_handler_is_skipped_and_the_batch_answered(smartthings, signer, tmp_path,
+                                                                           smartapp_log):
     app = SmartApp("Mode only")
     one_text_page(app)
     modes: list[dict] = []
     app.event("MODE_EVENT")(lambda ctx, event: modes.append(event))
-    harness = AppHarness(app, smartthings=smartthings, signer=signer)
+    harness = AppHarness(app, smartthings=smartthings, signer=signer, directory=tmp_path)
     harness.events(fixture_event("event_hub_health.json"), fixture_event("event_mode.json"))
     assert len(modes) == 1
     assert "no_handler" in smartapp_log.reasons()
 
 
-def test_the_scopes_of_event_type_handlers_are_asked_for_at_initialize(smartthings, signer):
-    harness = AppHarness(watcher_app([]), smartthings=smartthings, signer=signer)
+def test_the_scopes_of_event_type_handlers_are_asked_for_at_initialize(smartthings, signer, tmp_path):
+    harness = AppHarness(watcher_app([]), smartthings=smartthings, signer=signer, directory=tmp_path)
     status, answer = harness.post({"lifecycle": "CONFIGURATION", "executionId": str(uuid.uuid4()), "locale": "en",
                                    "version": "1.0.0", "settings": {},
                                    "configurationData": {"installedAppId": harness.installed_app_id,

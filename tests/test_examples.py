@@ -1,4 +1,4 @@
-"""The example apps in examples/ do what their docstrings say, against the loopback SmartThings, LIFX and OAuth fakes."""
+"""The apps in examples/ do what their docstrings say, against loopback SmartThings, LIFX and OAuth fakes."""
 
 from __future__ import annotations
 
@@ -57,10 +57,10 @@ def served_daily_switch_off(smartthings, signer, tmp_path_factory):
 
 
 @pytest.fixture(params=["in-process", pytest.param("gunicorn", marks=pytest.mark.e2e)])
-def daily(request, smartthings, signer):
+def daily(request, smartthings, signer, tmp_path):
     """One new installation of the daily switch-off app, at a location in New York."""
     url = request.getfixturevalue("served_daily_switch_off").url + "/" if request.param == "gunicorn" else None
-    harness = AppHarness(daily_switch_off.app, smartthings=smartthings, signer=signer, url=url)
+    harness = AppHarness(daily_switch_off.app, smartthings=smartthings, signer=signer, url=url, directory=tmp_path)
     smartthings.add_location(harness.location_id, time_zone_id="America/New_York")
     return harness
 
@@ -130,13 +130,15 @@ def mirror(lifx_mirror, lifx_accounts, smartthings, signer, tmp_path):
     return AppHarness(lifx_mirror.app, smartthings=smartthings, signer=signer, directory=tmp_path, config={
         "SMARTAPP_OAUTH_PROVIDER": "lifx", "SMARTAPP_OAUTH_CLIENT_ID": LIFX_CLIENT_ID,
         "SMARTAPP_OAUTH_CLIENT_SECRET": LIFX_CLIENT_SECRET,
-        "SMARTAPP_OAUTH_AUTHORIZE_URL": lifx_accounts.authorize_url, "SMARTAPP_OAUTH_TOKEN_URL": lifx_accounts.token_url})
+        "SMARTAPP_OAUTH_AUTHORIZE_URL": lifx_accounts.authorize_url,
+        "SMARTAPP_OAUTH_TOKEN_URL": lifx_accounts.token_url})
 
 
 def link_lifx(harness: AppHarness) -> None:
     """What the user does on the first page: tap "Connect LIFX", sign in; SmartThings then sends OAUTH_CALLBACK."""
     page = harness.page()
-    (account,) = [setting for section in page["sections"] for setting in section["settings"] if setting["type"] == "OAUTH"]
+    (account,) = [setting for section in page["sections"] for setting in section["settings"]
+                  if setting["type"] == "OAUTH"]
     assert page["sections"][0]["settings"] == [account]  # on top of the first page
     signed_in = requests.get(account["urlTemplate"], allow_redirects=False, timeout=5)
     assert signed_in.status_code == 302
@@ -195,6 +197,19 @@ def test_an_expired_lifx_token_is_refreshed_once_for_concurrent_events_and_the_n
     assert refreshed.reauth_required is None
     assert sorted(change.body["power"] for change in lifx.changes) == ["off", "on"]
     assert {change.token for change in lifx.changes} == {refreshed.provider_access_token}
+
+
+def test_a_lifx_token_refused_with_401_is_refreshed_once_and_the_call_retried(mirror, lifx, lifx_accounts):
+    link_lifx(mirror)
+    mirror.install({"switch": ["mirrored-switch"]})
+    store = store_of(mirror)
+    revoked = store.get(mirror.installed_app_id).provider_access_token  # unexpired, but LIFX no longer takes it
+    lifx.revoked.add(revoked)
+    mirror.device_event("mirrored-switch", "on")
+    renewed = store.get(mirror.installed_app_id).provider_access_token
+    assert lifx_accounts.authority.refresh_calls == 1 and renewed != revoked
+    assert [(change.token, change.body) for change in lifx.changes] == [(renewed, {"power": "on"})]
+    assert [call.headers["authorization"] for call in lifx.calls] == [f"Bearer {revoked}", f"Bearer {renewed}"]
 
 
 def test_without_a_linked_account_the_event_does_nothing_and_is_answered(mirror, lifx, smartthings, smartapp_log):

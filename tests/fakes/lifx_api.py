@@ -23,13 +23,14 @@ class StateChange:
 class FakeLifx(LoopbackServer):
     """Point `LIFX_API_URL` at `api_url`; `changes` lists every accepted state change, in order.
 
-    Like LIFX, a call without a bearer token answers 401 and one whose body is not JSON 422; a change
-    answers 207 with one result per light.
+    Like LIFX, a call without a valid bearer token (none, or one named in `revoked`) answers 401 and one
+    whose body is not JSON 422; a change answers 207 with one result per light.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.changes: list[StateChange] = []
+        self.revoked: set[str] = set()
         self.route("PUT", r"/v1/lights/([^/]+)/state", self._set_state)
 
     @property
@@ -37,8 +38,10 @@ class FakeLifx(LoopbackServer):
         return self.url + "/v1"
 
     def _set_state(self, call: Call, match: re.Match) -> Reply:
-        authorization = call.headers.get("authorization", "")
-        if not authorization.startswith("Bearer ") or len(authorization) == len("Bearer "):
+        scheme, _, token = call.headers.get("authorization", "").partition(" ")
+        with self._lock:
+            refused = scheme != "Bearer" or not token or token in self.revoked
+        if refused:
             return Reply(401, {"error": "Invalid token"})
         try:
             body = json.loads(call.body)
@@ -46,5 +49,5 @@ class FakeLifx(LoopbackServer):
             return Reply(422, {"error": "body is not JSON"})
         selector = unquote(match.group(1))
         with self._lock:
-            self.changes.append(StateChange(selector, authorization.removeprefix("Bearer "), body))
+            self.changes.append(StateChange(selector, token, body))
         return Reply(207, {"results": [{"id": "d073d5000001", "label": "Lamp", "status": "ok"}]})
