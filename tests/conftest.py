@@ -201,6 +201,23 @@ def fake_st():
         yield server
 
 
+@pytest.fixture(scope="module")
+def smartthings():
+    """The public FakeSmartThings shared by a module's app tests (each AppHarness is its own installation)."""
+    from smartapp.testing import FakeSmartThings
+
+    with FakeSmartThings() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def harness_signer():
+    """The key an AppHarness signs with, trusted by the service it drives (in-process or under gunicorn)."""
+    from smartapp.testing import TestSigner
+
+    return TestSigner()
+
+
 @pytest.fixture
 def make_api(fake_st):
     """Build a SmartThingsApi on `fake_st`; keywords override its arguments. `.sleeps` records waits."""

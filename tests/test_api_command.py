@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from smartapp.testing import AppHarness, FakeSmartThings, TestSigner
+from smartapp.testing import AppHarness, FakeSmartThings
 from tests.apps.switches import app as switches_app
 from tests.conftest import TEST_APP, TOKEN_KEY
 from tests.test_cli import run
@@ -19,6 +19,7 @@ DEVICE = "api-lamp"
 
 @pytest.fixture(scope="module")
 def smartthings():
+    """The fake SmartThings with one lamp, switched on."""
     with FakeSmartThings() as fake:
         fake.add_device(DEVICE, label="Lamp")
         fake.set_status(DEVICE, "switch", "switch", "on")
@@ -26,9 +27,9 @@ def smartthings():
 
 
 @pytest.fixture
-def installed(smartthings, tmp_path):
+def installed(smartthings, harness_signer, tmp_path):
     """A stored installation whose (valid, for now) token pair the fake's token endpoint knows."""
-    harness = AppHarness(switches_app, smartthings=smartthings, signer=TestSigner(), directory=tmp_path)
+    harness = AppHarness(switches_app, smartthings=smartthings, signer=harness_signer, directory=tmp_path)
     harness.install({"switches": [DEVICE]})
     access_token, refresh_token = smartthings.issue_tokens()
     store(harness).update(harness.installed_app_id, {"auth_token": access_token, "refresh_token": refresh_token,

@@ -10,21 +10,10 @@ from pathlib import Path
 import pytest
 
 from smartapp import ConfigValueError, ConfigValues, Context, Page, SmartApp
-from smartapp.testing import AppHarness, FakeSmartThings, TestSigner
+from smartapp.testing import AppHarness
 from tests.conftest import load_fixture
 
 DIARY = "diary-canary-5b1e0c"  # a state value that must never be readable in the database file
-
-
-@pytest.fixture(scope="module")
-def smartthings():
-    with FakeSmartThings() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def signer():
-    return TestSigner()
 
 
 def one_text_page(app: SmartApp) -> None:
@@ -58,8 +47,8 @@ def counter_app() -> SmartApp:
 
 
 @pytest.fixture
-def counter(smartthings, signer, tmp_path):
-    harness = AppHarness(counter_app(), smartthings=smartthings, signer=signer, directory=tmp_path)
+def counter(smartthings, harness_signer, tmp_path):
+    harness = AppHarness(counter_app(), smartthings=smartthings, signer=harness_signer, directory=tmp_path)
     harness.install({})
     return harness
 
@@ -126,9 +115,9 @@ def delay_app(*, read_at: str) -> SmartApp:
     return app
 
 
-def test_text_in_a_number_setting_is_logged_in_an_event_and_the_batch_answered(smartthings, signer, tmp_path,
+def test_text_in_a_number_setting_is_logged_in_an_event_and_the_batch_answered(smartthings, harness_signer, tmp_path,
                                                                              smartapp_log):
-    harness = AppHarness(delay_app(read_at="event"), smartthings=smartthings, signer=signer, directory=tmp_path)
+    harness = AppHarness(delay_app(read_at="event"), smartthings=smartthings, signer=harness_signer, directory=tmp_path)
     harness.install({"delay": 5})
     harness.config = TEXT_IN_NUMBER
     harness.timer("later")  # raises unless the EVENT was answered 200
@@ -138,8 +127,8 @@ def test_text_in_a_number_setting_is_logged_in_an_event_and_the_batch_answered(s
     assert "soon-canary-7c1" not in smartapp_log.raw()
 
 
-def test_text_in_a_number_setting_fails_install_with_400(smartthings, signer, tmp_path, smartapp_log):
-    harness = AppHarness(delay_app(read_at="install"), smartthings=smartthings, signer=signer, directory=tmp_path)
+def test_text_in_a_number_setting_fails_install_with_400(smartthings, harness_signer, tmp_path, smartapp_log):
+    harness = AppHarness(delay_app(read_at="install"), smartthings=smartthings, signer=harness_signer, directory=tmp_path)
     harness.config = TEXT_IN_NUMBER
     status, answer = harness.post({"lifecycle": "INSTALL", "executionId": str(uuid.uuid4()), "locale": "en",
                                    "version": "1.0.0", "settings": {}, "installData": {
@@ -173,8 +162,8 @@ def scene_picker_app() -> SmartApp:
     return app
 
 
-def test_a_page_of_an_existing_installation_can_call_the_api_with_the_stored_token(smartthings, signer, tmp_path):
-    harness = AppHarness(scene_picker_app(), smartthings=smartthings, signer=signer, directory=tmp_path)
+def test_a_page_of_an_existing_installation_can_call_the_api_with_the_stored_token(smartthings, harness_signer, tmp_path):
+    harness = AppHarness(scene_picker_app(), smartthings=smartthings, signer=harness_signer, directory=tmp_path)
     smartthings.add_scene(harness.location_id, f"scene-{harness.installed_app_id}", "Movie night")
     calls = len(smartthings.bearer_tokens())
     first = harness.page()  # not installed yet: nothing stored, so nothing to act with
@@ -264,9 +253,9 @@ def fixture_event(name: str) -> dict:
     return event
 
 
-def test_events_are_routed_to_their_handler_by_type(smartthings, signer, tmp_path):
+def test_events_are_routed_to_their_handler_by_type(smartthings, harness_signer, tmp_path):
     received: list[tuple[str, dict]] = []
-    harness = AppHarness(watcher_app(received), smartthings=smartthings, signer=signer, directory=tmp_path)
+    harness = AppHarness(watcher_app(received), smartthings=smartthings, signer=harness_signer, directory=tmp_path)
     events = [fixture_event(name) for name, _ in TYPED_EVENTS.values()]
     harness.events(*events)
     assert [event_type for event_type, _ in received] == list(TYPED_EVENTS)
@@ -274,20 +263,20 @@ def test_events_are_routed_to_their_handler_by_type(smartthings, signer, tmp_pat
         assert event["eventType"] == event_type and payload == next(v for k, v in event.items() if k.endswith("Event"))
 
 
-def test_an_event_type_without_a_handler_is_skipped_and_the_batch_answered(smartthings, signer, tmp_path,
+def test_an_event_type_without_a_handler_is_skipped_and_the_batch_answered(smartthings, harness_signer, tmp_path,
                                                                            smartapp_log):
     app = SmartApp("Mode only")
     one_text_page(app)
     modes: list[dict] = []
     app.event("MODE_EVENT")(lambda ctx, event: modes.append(event))
-    harness = AppHarness(app, smartthings=smartthings, signer=signer, directory=tmp_path)
+    harness = AppHarness(app, smartthings=smartthings, signer=harness_signer, directory=tmp_path)
     harness.events(fixture_event("event_hub_health.json"), fixture_event("event_mode.json"))
     assert len(modes) == 1
     assert "no_handler" in smartapp_log.reasons()
 
 
-def test_the_scopes_of_event_type_handlers_are_asked_for_at_initialize(smartthings, signer, tmp_path):
-    harness = AppHarness(watcher_app([]), smartthings=smartthings, signer=signer, directory=tmp_path)
+def test_the_scopes_of_event_type_handlers_are_asked_for_at_initialize(smartthings, harness_signer, tmp_path):
+    harness = AppHarness(watcher_app([]), smartthings=smartthings, signer=harness_signer, directory=tmp_path)
     status, answer = harness.post({"lifecycle": "CONFIGURATION", "executionId": str(uuid.uuid4()), "locale": "en",
                                    "version": "1.0.0", "settings": {},
                                    "configurationData": {"installedAppId": harness.installed_app_id,

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from smartapp.default_app import app as default_app
-from smartapp.testing import AppHarness, FakeSmartThings, TestSigner
+from smartapp.testing import AppHarness
 from tests.service import Gunicorn
 
 SENSORS = [f"sensor-{n}" for n in range(45)]
@@ -16,33 +16,22 @@ LIGHTS = ["light-a", "light-b"]
 
 
 @pytest.fixture(scope="module")
-def smartthings():
-    with FakeSmartThings() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def signer():
-    return TestSigner()
-
-
-@pytest.fixture(scope="module")
-def served(smartthings, signer, tmp_path_factory):
+def served(smartthings, harness_signer, tmp_path_factory):
     """The default app as the Procfile serves it: gunicorn, no SMARTAPP_APP, the embedded store."""
     directory = tmp_path_factory.mktemp("served")
     env = {"SMARTAPP_API_URL": smartthings.url, "SMARTAPP_DB_PATH": str(directory / "smartapp.db"),
-           **signer.environment()}
+           **harness_signer.environment()}
     server = Gunicorn(env, directory / "gunicorn.log", workers=2)
     yield server
     server.stop()
 
 
 @pytest.fixture(params=["in-process", "gunicorn"])
-def harness(request, smartthings, signer):
+def harness(request, smartthings, harness_signer):
     if request.param == "gunicorn":
-        return AppHarness(default_app, smartthings=smartthings, signer=signer,
+        return AppHarness(default_app, smartthings=smartthings, signer=harness_signer,
                           url=request.getfixturevalue("served").url + "/")
-    return AppHarness(default_app, smartthings=smartthings, signer=signer)
+    return AppHarness(default_app, smartthings=smartthings, signer=harness_signer)
 
 
 def commands(smartthings, device_id: str) -> list[str]:
@@ -121,8 +110,8 @@ def test_45_sensors_with_all_device_access_get_one_capability_subscription(harne
     assert len(smartthings.commands_for("light-a")) == before
 
 
-def test_45_sensors_without_it_subscribe_40_and_name_the_rest(smartthings, signer, caplog):
-    harness = AppHarness(default_app, smartthings=smartthings, signer=signer)
+def test_45_sensors_without_it_subscribe_40_and_name_the_rest(smartthings, harness_signer, caplog):
+    harness = AppHarness(default_app, smartthings=smartthings, signer=harness_signer)
     with caplog.at_level(logging.WARNING, logger="smartapp"):
         harness.install({"sensors": SENSORS, "lights": LIGHTS})
     assert len(smartthings.subscriptions_of(harness.installed_app_id)) == 40
@@ -138,8 +127,8 @@ def test_a_429_is_waited_out_when_its_reset_fits_the_budget(harness, smartthings
     assert commands(smartthings, light) == ["on"]
 
 
-def test_a_429_that_does_not_fit_is_logged_and_the_event_still_answered(smartthings, signer, caplog):
-    harness = AppHarness(default_app, smartthings=smartthings, signer=signer)
+def test_a_429_that_does_not_fit_is_logged_and_the_event_still_answered(smartthings, harness_signer, caplog):
+    harness = AppHarness(default_app, smartthings=smartthings, signer=harness_signer)
     harness.install({"sensors": SENSORS[:1], "lights": ["light-busy"]})
     smartthings.rate_limit_next(1, reset=60)
     with caplog.at_level(logging.WARNING, logger="smartapp"):

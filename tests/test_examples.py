@@ -18,24 +18,13 @@ import requests
 import smartapp
 from examples import daily_switch_off
 from smartapp.errors import UnknownInstallation
-from smartapp.testing import AppHarness, FakeSmartThings, TestSigner
+from smartapp.testing import AppHarness, FakeSmartThings
 from tests.fakes.lifx_api import FakeLifx
 from tests.fakes.oauth_provider import FakeAuthorizationServer
 from tests.service import Gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 LIFX_CLIENT_ID, LIFX_CLIENT_SECRET = "lifx-client", "lifx-secret-canary-3a9d"
-
-
-@pytest.fixture(scope="module")
-def smartthings():
-    with FakeSmartThings() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def signer():
-    return TestSigner()
 
 
 def commands(smartthings: FakeSmartThings, device_id: str) -> list[str]:
@@ -46,21 +35,21 @@ def commands(smartthings: FakeSmartThings, device_id: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def served_daily_switch_off(smartthings, signer, tmp_path_factory):
+def served_daily_switch_off(smartthings, harness_signer, tmp_path_factory):
     """The example served by gunicorn, loaded the way a developer deploys their own app: SMARTAPP_APP."""
     directory = tmp_path_factory.mktemp("daily")
     env = {"SMARTAPP_APP": "examples.daily_switch_off:app", "SMARTAPP_API_URL": smartthings.url,
-           "SMARTAPP_DB_PATH": str(directory / "smartapp.db"), **signer.environment()}
+           "SMARTAPP_DB_PATH": str(directory / "smartapp.db"), **harness_signer.environment()}
     server = Gunicorn(env, directory / "gunicorn.log", workers=1)
     yield server
     server.stop()
 
 
 @pytest.fixture(params=["in-process", pytest.param("gunicorn", marks=pytest.mark.e2e)])
-def daily(request, smartthings, signer, tmp_path):
+def daily(request, smartthings, harness_signer, tmp_path):
     """One new installation of the daily switch-off app, at a location in New York."""
     url = request.getfixturevalue("served_daily_switch_off").url + "/" if request.param == "gunicorn" else None
-    harness = AppHarness(daily_switch_off.app, smartthings=smartthings, signer=signer, url=url, directory=tmp_path)
+    harness = AppHarness(daily_switch_off.app, smartthings=smartthings, signer=harness_signer, url=url, directory=tmp_path)
     smartthings.add_location(harness.location_id, time_zone_id="America/New_York")
     return harness
 
@@ -125,9 +114,9 @@ def lifx_accounts():
 
 
 @pytest.fixture
-def mirror(lifx_mirror, lifx_accounts, smartthings, signer, tmp_path):
+def mirror(lifx_mirror, lifx_accounts, smartthings, harness_signer, tmp_path):
     """An installation of the LIFX mirror served with SMARTAPP_OAUTH_PROVIDER=lifx, its endpoints on the fake."""
-    return AppHarness(lifx_mirror.app, smartthings=smartthings, signer=signer, directory=tmp_path, config={
+    return AppHarness(lifx_mirror.app, smartthings=smartthings, signer=harness_signer, directory=tmp_path, config={
         "SMARTAPP_OAUTH_PROVIDER": "lifx", "SMARTAPP_OAUTH_CLIENT_ID": LIFX_CLIENT_ID,
         "SMARTAPP_OAUTH_CLIENT_SECRET": LIFX_CLIENT_SECRET,
         "SMARTAPP_OAUTH_AUTHORIZE_URL": lifx_accounts.authorize_url,
@@ -223,9 +212,9 @@ def test_without_a_linked_account_the_event_does_nothing_and_is_answered(mirror,
 
 
 @pytest.fixture
-def installed(smartthings, signer, tmp_path):
+def installed(smartthings, harness_signer, tmp_path):
     """A stored installation (of the daily switch-off app) whose tokens the fake's token endpoint knows."""
-    harness = AppHarness(daily_switch_off.app, smartthings=smartthings, signer=signer, directory=tmp_path)
+    harness = AppHarness(daily_switch_off.app, smartthings=smartthings, signer=harness_signer, directory=tmp_path)
     harness.install({"switches": ["cron-switch"], "offAt": "2026-03-01T22:15:00.000-0500"})
     access_token, refresh_token = smartthings.issue_tokens()
     store_of(harness).update(harness.installed_app_id, {"auth_token": access_token, "refresh_token": refresh_token,
