@@ -39,7 +39,8 @@ class Gunicorn:
             try:
                 if requests.get(self.url + "/healthz", timeout=0.5).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or a worker still importing on a busy machine: ask again.
                 time.sleep(0.1)
             if self.process.poll() is not None:
                 break
