@@ -5,6 +5,7 @@ LIFX", and the handler calls the LIFX HTTP API with the linked account's token, 
 """
 
 import os
+from urllib.parse import quote
 
 from smartapp import Context, Page, SmartApp
 
@@ -28,5 +29,5 @@ def subscribe(ctx: Context) -> None:
 @app.subscription("switchChanged")
 def mirror(ctx: Context, event: dict) -> None:
     if ctx.linked_account is not None:
-        url = f"{LIFX_API}/lights/{ctx.config.string('selector', 'all')}/state"
+        url = f"{LIFX_API}/lights/{quote(ctx.config.string('selector', 'all'), safe=':')}/state"
         ctx.linked_account.session.put(url, json={"power": event["value"]}).raise_for_status()
