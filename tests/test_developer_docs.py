@@ -1,4 +1,4 @@
-"""The developer docs against the code: docs/app-api.md's signatures and coverage."""
+"""The developer docs against the code: docs/app-api.md's signatures and coverage, README's copy of the default app."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from smartapp.proactive import installation
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "docs" / "app-api.md"
+README = ROOT / "README.md"
 
 # Every class the reference shows a stub of, by the name the stub uses.
 CLASSES = {cls.__name__: cls for cls in (
@@ -169,3 +170,19 @@ def test_every_exported_name_has_a_heading_in_the_reference():
     missing = [name for name in (*smartapp.__all__, *smartapp.testing.__all__)
                if not re.search(rf"^#+ .*\b{name}\b", text, flags=re.MULTILINE)]
     assert missing == []
+
+
+def test_the_readme_shows_the_whole_default_app_as_it_is():
+    """Everything after the default app's module docstring, in one block of the README (which keeps one
+    blank line between definitions, to fit on a screen)."""
+    code = without_blank_runs(after_docstring((ROOT / "smartapp" / "default_app.py").read_text()))
+    assert any(without_blank_runs(block) == code for block in python_blocks(README.read_text()))
+
+
+def after_docstring(source: str) -> str:
+    docstring = ast.parse(source).body[0]
+    return "".join(source.splitlines(keepends=True)[docstring.end_lineno:])
+
+
+def without_blank_runs(code: str) -> str:
+    return re.sub(r"\n{3,}", "\n\n", code.strip("\n"))
