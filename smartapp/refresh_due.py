@@ -58,12 +58,12 @@ class RefreshReport:
 
 
 def is_due(record: Installation, kind: TokenKind, *, now: float, within_seconds: float) -> bool:
-    if getattr(record, kind.refresh) is None or record.reauth_required == kind.rejected:
+    pair = kind.pair(record)
+    if pair.refresh_token is None or record.reauth_required == kind.rejected:
         return False
     if expires_within(record, kind, within_seconds, now=now):
         return True
-    issued_at = getattr(record, kind.issued_at)
-    return issued_at is not None and now - issued_at > REFRESH_TOKEN_MAX_AGE
+    return pair.refresh_issued_at is not None and now - pair.refresh_issued_at > REFRESH_TOKEN_MAX_AGE
 
 
 def sweep(*, store: Store, keeper: TokenKeeper, within_seconds: float = DEFAULT_WITHIN_SECONDS,
