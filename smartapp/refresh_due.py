@@ -211,7 +211,7 @@ def _sweep_shard(sender: Connection, settings: Settings, ids: list[str], within_
 
 def _open_store(settings: Settings, clock: Callable[[], float]) -> Store:
     return open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path, cipher=build_cipher(settings),
-                      clock=clock)
+                      clock=clock, redis_options=settings.redis_options())
 
 
 def _sweep_in_this_process(settings: Settings, ids: list[str] | None, within_seconds: float, concurrency: int,

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from smartapp.store.cipher import CorruptRecord, TokenCipher
 from smartapp.store.installation import SECRET_FIELDS, Installation
+from smartapp.store.redis_target import RedisOptions
 
 
 class TokenStore(Protocol):
@@ -70,7 +71,7 @@ class Store(TokenStore, LinkStore, ReplayGuard, RefreshLock, Protocol):
 
 
 def open_store(*, redis_url: str | None, sqlite_path: str, cipher: TokenCipher,
-               clock: Callable[[], float] = time.time) -> Store:
+               clock: Callable[[], float] = time.time, redis_options: RedisOptions | None = None) -> Store:
     """Redis when a URL is configured, the embedded SQLite file otherwise; never one in place of the other."""
     if redis_url is not None:
         if not redis_url.strip():
@@ -78,7 +79,9 @@ def open_store(*, redis_url: str | None, sqlite_path: str, cipher: TokenCipher,
             raise ValueError("REDIS_URL is set but empty")
         from smartapp.store.redis_store import RedisStore, make_redis_client
 
-        return RedisStore(make_redis_client(redis_url), cipher, clock=clock)
+        options = redis_options or RedisOptions()
+        return RedisStore(make_redis_client(redis_url, options), cipher, clock=clock,
+                          wait_replicas=options.wait_replicas)
     from smartapp.store.sqlite_store import SqliteStore
 
     return SqliteStore(sqlite_path, cipher, clock=clock)
@@ -86,5 +89,5 @@ def open_store(*, redis_url: str | None, sqlite_path: str, cipher: TokenCipher,
 
 __all__ = [
     "SECRET_FIELDS", "Installation", "TokenStore", "LinkStore", "ReplayGuard", "RefreshLock", "Store",
-    "open_store", "TokenCipher", "CorruptRecord",
+    "open_store", "TokenCipher", "CorruptRecord", "RedisOptions",
 ]
