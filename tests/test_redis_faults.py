@@ -59,8 +59,8 @@ def test_client_configuration_is_explicit():
     assert "pw-canary" not in store.describe()
     tls = RedisStore(make_redis_client("rediss://user:pw-canary@cache.example:6380/2"),
                      TokenCipher([Fernet.generate_key().decode()]))
-    assert tls.describe() == ("redis rediss://cache.example:6380/2 (TLS verify full), not reached yet "
-                              "(single server or cluster is found at first contact)")
+    assert tls.describe() == ("redis rediss://cache.example:6380/2 (TLS verify full), not connected yet "
+                              "(single server or cluster is found at first connection)")
 
 
 def test_never_started_server_is_unavailable_fast(cipher):

@@ -154,7 +154,7 @@ def describe_client(client: RedisClient) -> str:
     suffix = f" (TLS verify {tls})" if tls else ""
     if isinstance(client, UndetectedRedis):
         where = parse_redis_url(client.url).where()
-        return f"redis {where}{suffix}, not reached yet (single server or cluster is found at first contact)"
+        return f"redis {where}{suffix}, not connected yet (single server or cluster is found at first connection)"
     scheme = "rediss" if tls else "redis"
     if kind == "cluster":
         primaries = len(client.get_primaries())

@@ -86,6 +86,8 @@ class ScriptRunner:
             else:
                 commands, packed = [command], connection.pack_command(*command)
             try:
+                if not connection.is_connected:
+                    connection.connect()  # a Sentinel connection asks the sentinels where the master is here
                 connection.send_packed_command(packed, check_health=False)
                 replies = _read_replies(connection, len(commands), waits=bool(self._wait))
             except _CONNECTION_ERRORS:
