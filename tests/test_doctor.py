@@ -151,6 +151,11 @@ def test_a_url_that_names_a_replica_is_called_out(tmp_path):
     primary = RedisServer().start()
     replica = RedisServer("--replicaof", "127.0.0.1", str(primary.port)).start()
     try:
+        import redis
+
+        with redis.Redis(port=primary.port) as admin:
+            while admin.info("replication")["connected_slaves"] < 1:
+                time.sleep(0.05)
         result = doctor({"REDIS_URL": replica.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY}, tmp_path, "--offline")
         assert result.returncode == 1
         assert levels(result.stdout, "redis deployment") == {"WARN"}
