@@ -48,14 +48,14 @@ def deployment_findings(store: RedisStore, *, wait_replicas: int) -> list[Findin
 
 
 def _single(store: RedisStore, client: Any, wait_replicas: int) -> list[Finding]:
-    role = client.execute_command("ROLE")
-    if _text(role[0]) != "master":
-        master = f"{_text(role[1])}:{role[2]}" if len(role) > 2 else "another server"
+    replication = client.info("replication")
+    if replication.get("role") != "master":
+        master = f"{replication.get('master_host')}:{replication.get('master_port')}"
         return [Finding(WARN, "redis deployment", f"{store.describe()} is a replica of {master}: it takes no "
                         "writes, so every request would answer 503",
                         "point REDIS_URL at the primary, or use redis+sentinel://sentinel:26379/service_name "
                         "when Sentinel manages failover")]
-    replicas = len(role[2]) if len(role) > 2 else 0
+    replicas = int(replication.get("connected_slaves", 0))
     return [Finding(OK, "redis deployment", f"single server: {store.describe()}, master with {replicas} "
                     "replica(s) connected")] + _wait(wait_replicas, replicas)
 
@@ -69,7 +69,7 @@ def _cluster(store: RedisStore, client: Any, wait_replicas: int) -> list[Finding
                      f"({store.describe()})",
                      "" if state == "ok" else "a slot has no reachable primary: writes to it answer 503")]
     if wait_replicas:
-        fewest = min(len(client.get_redis_connection(node).execute_command("ROLE")[2])
+        fewest = min(int(client.get_redis_connection(node).info("replication").get("connected_slaves", 0))
                      for node in client.get_primaries())
         found += _wait(wait_replicas, fewest)
     return found
