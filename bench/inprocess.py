@@ -98,7 +98,7 @@ def without(app: Flask, parts: list[str]) -> None:
     if "log" in parts:
         logging.getLogger("smartapp").setLevel(logging.CRITICAL)
     if "claim" in parts:
-        services.store.claim = lambda marker, ttl_seconds: True
+        services.store.claim = lambda marker, ttl_seconds, installed_app_id=None: True
     if "rsa" in parts:
         import smartapp.signature as signature
         signature.verify_rsa = lambda key, sig, message: None

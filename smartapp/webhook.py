@@ -124,7 +124,8 @@ class Webhook:
             lifecycle = parse(document)
             fields.update(executionId=_short(lifecycle.execution_id), installedAppId=lifecycle.installed_app_id)
             if verified is not None:
-                if not services.store.claim(verified.replay_marker, ttl_seconds=REPLAY_TTL_SECONDS):
+                if not services.store.claim(verified.replay_marker, ttl_seconds=REPLAY_TTL_SECONDS,
+                                            installed_app_id=lifecycle.installed_app_id):
                     reason = "replay_suppressed"
                     return 200, _json(envelope(lifecycle.name, {}))
                 claimed_marker = verified.replay_marker
@@ -136,13 +137,13 @@ class Webhook:
             if error.detail:
                 fields["detail"] = error.detail
             if claimed_marker is not None:
-                _release(services, claimed_marker)
+                _release(services, claimed_marker, lifecycle.installed_app_id)
             return status, _error_body(status, reason)
         except Exception:  # noqa: BLE001 - the caller gets a generic 500, never the exception text
             status, reason = 500, "internal_error"
             log.exception("unhandled_error", extra={"reason": reason, **fields})
             if claimed_marker is not None:
-                _release(services, claimed_marker)
+                _release(services, claimed_marker, lifecycle.installed_app_id)
             return status, _error_body(status, reason)
         finally:
             self._log(status, reason, fields, started)
@@ -164,10 +165,10 @@ class Webhook:
         })
 
 
-def _release(services: Services, marker: str) -> None:
+def _release(services: Services, marker: str, installed_app_id: str | None) -> None:
     """The request failed: let an identical legitimate retry be processed later."""
     try:
-        services.store.release_marker(marker)
+        services.store.release_marker(marker, installed_app_id=installed_app_id)
     except StoreUnavailable:
         pass  # the marker expires on its own
 

@@ -363,6 +363,15 @@ def test_replay_release_lets_retry_through(store):
     store.release_marker("d" * 64)  # releasing an unknown marker is harmless
 
 
+def test_replay_claim_kept_with_its_installation(store, backend, cipher):
+    marker = "9" * 64
+    assert store.claim(marker, ttl_seconds=300, installed_app_id=IAID) is True
+    assert backend.reopen(cipher).claim(marker, ttl_seconds=300, installed_app_id=IAID) is False
+    store.release_marker(marker, installed_app_id=IAID)
+    assert store.claim(marker, ttl_seconds=300, installed_app_id=IAID) is True
+    assert backend.leftovers(IAID) == []  # the marker does not name the installation
+
+
 def test_replay_claim_expires(store, backend):
     marker = "e" * 64
     assert store.claim(marker, ttl_seconds=0.15)

@@ -39,9 +39,14 @@ class LinkStore(Protocol):
 
 
 class ReplayGuard(Protocol):
-    def claim(self, marker: str, *, ttl_seconds: float) -> bool: ...
+    """`installed_app_id`, when the request names one, keeps its marker beside that installation's keys
+    (one Redis Cluster slot), so a request never depends on a node that holds nothing of its installation."""
 
-    def release_marker(self, marker: str) -> None: ...  # undo a claim so a legitimate retry is processed
+    def claim(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> bool: ...
+
+    def release_marker(self, marker: str, *, installed_app_id: str | None = None) -> None:
+        """Undo a claim so a legitimate retry is processed."""
+        ...
 
 
 class RefreshLock(Protocol):

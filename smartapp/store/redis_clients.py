@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Union
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import RedisCluster
 from redis.connection import SSLConnection
-from redis.crc import key_slot
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from smartapp.store.redis_routes import ClusterScriptRunner, SentinelScriptRunner
 from smartapp.store.redis_scripts import ScriptRunner
+from smartapp.store.slot_tags import tag_for_slot
 from smartapp.store.redis_target import (
     RedisOptions, RedisTarget, SENTINEL_QUERY_OPTIONS, parse_redis_url, tls_arguments, verify_mode,
 )
@@ -198,13 +197,4 @@ def readiness_keys(client: RedisClient, base: str) -> list[str]:
             first_slots.setdefault(nodes[0].name, slot)
     if not first_slots:
         raise redis.exceptions.ClusterDownError("no primary known for the cluster's slots")
-    return [f"{base}:{{{_tag_for_slot(slot)}}}" for slot in first_slots.values()]
-
-
-@functools.lru_cache(maxsize=64)
-def _tag_for_slot(slot: int) -> str:
-    """The smallest number whose hash tag lands in `slot` (about 16,000 CRC16s, once per slot)."""
-    number = 0
-    while key_slot(str(number).encode()) != slot:
-        number += 1
-    return str(number)
+    return [f"{base}:{{{tag_for_slot(slot)}}}" for slot in first_slots.values()]

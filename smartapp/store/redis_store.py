@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from smartapp.errors import StoreUnavailable, VersionConflict
 from smartapp.store.codec import (
@@ -23,6 +25,7 @@ from smartapp.store.redis_clients import (
     make_redis_client, primary_clients, readiness_keys, script_runner,
 )
 from smartapp.store.redis_errors import unavailable_detail
+from smartapp.store.slot_tags import tag_for_slot
 from smartapp.store.redis_scripts import ReplicasBehind
 from smartapp.store.installation import SECRET_FIELDS, Installation
 
@@ -181,6 +184,7 @@ class RedisStore:
 
     def _use(self, client: RedisClient) -> None:
         self._client = client
+        self._cluster = isinstance(client, RedisCluster)
         self._runner = script_runner(client, wait_replicas=self.wait_replicas)
 
     @property
@@ -231,7 +235,11 @@ class RedisStore:
     def lock_key(self, installed_app_id: str) -> str:
         return f"{self.prefix}:lock:{{{check_installed_app_id(installed_app_id)}}}"
 
-    def replay_key(self, marker: str) -> str:
+    def replay_key(self, marker: str, installed_app_id: str | None = None) -> str:
+        if installed_app_id is not None and self._cluster:
+            # The installation's slot, under a tag that does not name it (UNINSTALL leaves no key naming it).
+            slot = key_slot(check_installed_app_id(installed_app_id).encode())
+            return f"{self.prefix}:replay:{{{tag_for_slot(slot)}}}:{check_marker(marker)}"
         return f"{self.prefix}:replay:{check_marker(marker)}"
 
     @property
@@ -338,14 +346,14 @@ class RedisStore:
 
     # --- ReplayGuard --------------------------------------------------------------------------
 
-    def claim(self, marker: str, *, ttl_seconds: float) -> bool:
-        key, nonce = self.replay_key(marker), secrets.token_hex(8)
+    def claim(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> bool:
+        key, nonce = self.replay_key(marker, installed_app_id), secrets.token_hex(8)
         reply = self._run(self._take, [key], [nonce, str(_milliseconds(ttl_seconds))],
                           unconfirmed=lambda: self._undo_take(key, nonce))
         return reply[0] == 1
 
-    def release_marker(self, marker: str) -> None:
-        key = self.replay_key(marker)
+    def release_marker(self, marker: str, *, installed_app_id: str | None = None) -> None:
+        key = self.replay_key(marker, installed_app_id)
         with _unavailable_as_503():
             self._scripts.command([key], "DEL", key)
 

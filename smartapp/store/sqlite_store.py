@@ -248,7 +248,7 @@ class SqliteStore:
 
     # --- ReplayGuard --------------------------------------------------------------------------
 
-    def claim(self, marker: str, *, ttl_seconds: float) -> bool:
+    def claim(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> bool:
         check_marker(marker)
         now = float(self.clock())
         with self._transaction() as connection:
@@ -262,7 +262,7 @@ class SqliteStore:
                                (marker, now + float(ttl_seconds)))
             return True
 
-    def release_marker(self, marker: str) -> None:
+    def release_marker(self, marker: str, *, installed_app_id: str | None = None) -> None:
         check_marker(marker)
         with self._transaction() as connection:
             connection.execute("DELETE FROM replay WHERE marker = ?", (marker,))
