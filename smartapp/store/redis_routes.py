@@ -48,6 +48,11 @@ class SentinelScriptRunner(ScriptRunner):
             connection.disconnect()  # reconnects to the master the sentinels name now
         return connection
 
+    def _connect(self, connection: redis.connection.AbstractConnection) -> None:
+        # Only connect() asks the sentinels for the master; sending would connect to the default address.
+        if not connection.is_connected:
+            connection.connect()
+
 
 class ClusterScriptRunner:
     """Runs each call on the primary that owns its keys' slot, by redis-py's slot map.

@@ -61,6 +61,9 @@ class ScriptRunner:
             self._opened += 1
         return self.pool.connection_class(**self.pool.connection_kwargs)
 
+    def _connect(self, connection: redis.connection.AbstractConnection) -> None:
+        """Nothing to do: sending connects a plain connection itself, trying the handshake once."""
+
     def run(self, script: Script, keys: list[str], args: list[str], *, asking: bool = False) -> Any:
         return self._call(("EVALSHA", script.sha, len(keys), *keys, *args), keys[0], script, asking)
 
@@ -86,8 +89,7 @@ class ScriptRunner:
             else:
                 commands, packed = [command], connection.pack_command(*command)
             try:
-                if not connection.is_connected:
-                    connection.connect()  # a Sentinel connection asks the sentinels where the master is here
+                self._connect(connection)
                 connection.send_packed_command(packed, check_health=False)
                 replies = _read_replies(connection, len(commands), waits=bool(self._wait))
             except _CONNECTION_ERRORS:
