@@ -27,6 +27,7 @@ from tests.webhook_client import post_signed
 
 pytestmark = pytest.mark.slow
 BUDGET = 5.0  # seconds one request may take while a node is frozen (SmartThings waits 10)
+IAID = "5f0a7b3c-1d2e-4f60-8a9b-0c1d2e3f4a5b"
 
 
 @pytest.fixture
@@ -77,6 +78,30 @@ def test_any_node_url_finds_the_cluster_and_keys_land_on_every_primary(redis_clu
     for port, ids in groups.items():
         with redis.Redis(port=port) as node:
             assert all(node.exists(f"smartapp:installation:{{{iaid}}}") for iaid in ids)
+
+
+def test_a_node_that_does_not_answer_at_start_is_asked_again_before_use(redis_cluster_nodes, redis_cluster_url,
+                                                                        cipher):
+    replica = redis_cluster_nodes.replicas[0]  # frozen briefly: a replica, so no failover starts
+    replica.pause()
+    try:
+        store = RedisStore(make_redis_client(f"redis://127.0.0.1:{replica.port}"), cipher)
+        assert "not connected yet" in store.describe()
+        with pytest.raises(StoreUnavailable) as caught:
+            store.update(IAID, {"locale": "en"})
+        assert caught.value.detail == "redis: TimeoutError"
+    finally:
+        replica.resume()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert store.update(IAID, {"locale": "en"}) == 1
+            break
+        except StoreUnavailable:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert store.deployment == "cluster" and "3 primaries" in store.describe()
+    store.close()
 
 
 def test_the_key_check_lives_under_a_hash_tag_and_an_old_one_is_moved(redis_cluster_url, cipher):
@@ -290,6 +315,24 @@ def test_every_lifecycle_through_gunicorn_on_the_cluster(redis_cluster_nodes, re
         assert "Traceback" not in server.output() and '"status": 500' not in server.output()
     finally:
         server.stop()
+
+
+def test_writes_wait_for_the_slots_own_replica(redis_cluster_url, cipher):
+    store = RedisStore(make_redis_client(redis_cluster_url), cipher, wait_replicas=1)
+    greedy = RedisStore(make_redis_client(redis_cluster_url), cipher, wait_replicas=2)
+    try:
+        for iaid in (str(uuid.uuid4()) for _ in range(6)):  # spread over the primaries
+            assert store.update(iaid, {"locale": "en"}) == 1
+            assert store.claim(uuid.uuid4().hex * 2, ttl_seconds=60, installed_app_id=iaid)
+            store.issue(iaid, {"verifier": "v"}, ttl_seconds=60)
+            store.delete(iaid)
+        store.ping()
+        with pytest.raises(StoreUnavailable) as caught:  # each primary has one replica, not two
+            greedy.update(str(uuid.uuid4()), {"locale": "en"})
+        assert caught.value.detail == "redis: WAIT confirmed 1 of 2 replicas"
+    finally:
+        store.close()
+        greedy.close()
 
 
 def test_concurrent_claims_on_the_cluster_are_exactly_once(redis_cluster_url, cipher):

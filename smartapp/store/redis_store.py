@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -176,6 +177,7 @@ class RedisStore:
         # Not known yet whether a plain URL is one server or a cluster: settled before the next use.
         self._undetected = client if isinstance(client, UndetectedRedis) else None
         self._detect_after = time.monotonic() + DETECT_RETRY_SECONDS
+        self._detect_lock = threading.Lock()
         self._update = client.register_script(_UPDATE)
         self._take = client.register_script(_TAKE)
         self._consume = client.register_script(_CONSUME)
@@ -201,6 +203,10 @@ class RedisStore:
 
     def _detect(self) -> None:
         """Ask again what REDIS_URL is; until that succeeds every call answers 503 with the reason."""
+        with self._detect_lock:  # one thread asks; the others find the answer, or the wait, after it
+            self._detect_locked()
+
+    def _detect_locked(self) -> None:
         undetected = self._undetected
         if undetected is None:
             return
