@@ -46,6 +46,17 @@ def ids_on_every_primary(cluster: RedisClusterNodes, per_primary: int = 3) -> di
     return found
 
 
+def once_it_answers(call, timeout: float = 10):
+    """`call`'s result once the store stops answering 503 (recovery without a restart)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except StoreUnavailable:
+            assert time.monotonic() < deadline, "the store did not recover"
+            time.sleep(0.2)
+
+
 def install_body(iaid: str, refresh_token: str = "refresh-1") -> dict:
     body = copy.deepcopy(load_fixture("install.json"))
     body["installData"]["installedApp"]["installedAppId"] = iaid
@@ -92,14 +103,7 @@ def test_a_node_that_does_not_answer_at_start_is_asked_again_before_use(redis_cl
         assert caught.value.detail == "redis: TimeoutError"
     finally:
         replica.resume()
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert store.update(IAID, {"locale": "en"}) == 1
-            break
-        except StoreUnavailable:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+    assert once_it_answers(lambda: store.update(IAID, {"locale": "en"})) == 1
     assert store.deployment == "cluster" and "3 primaries" in store.describe()
     store.close()
 
@@ -201,14 +205,7 @@ def test_a_slot_no_primary_serves_is_503_and_recovers_without_restart(redis_clus
             finally:
                 node.execute_command("CLUSTER", "ADDSLOTS", slot)
         redis_cluster_nodes.wait_for_state_ok()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                assert store.update(iaid, {"locale": "fr"}) == 2
-                break
-            except StoreUnavailable:
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
+        assert once_it_answers(lambda: store.update(iaid, {"locale": "fr"})) == 2
     finally:
         store.close()
 

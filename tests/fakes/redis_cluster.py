@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import redis
 
-from tests.fakes.redis_server import RedisServer, low_free_port
+from tests.fakes.redis_server import RedisServer, low_free_port, wait_until
 
 SLOTS = 16384
 
@@ -65,11 +63,11 @@ class RedisClusterNodes:
         for admin in admins[1:]:
             admin.execute_command("CLUSTER", "MEET", "127.0.0.1", self.primaries[0].port)
         ids = [admin.execute_command("CLUSTER", "MYID").decode() for admin in admins]
-        _wait(lambda: all(len(admin.execute_command("CLUSTER", "NODES").decode().splitlines()) == len(admins)
+        wait_until(lambda: all(len(admin.execute_command("CLUSTER", "NODES").decode().splitlines()) == len(admins)
                           for admin in admins), "nodes to meet")
         for index, admin in enumerate(admins[primaries:]):
             admin.execute_command("CLUSTER", "REPLICATE", ids[index % primaries])
-        _wait(lambda: all(admin.execute_command("CLUSTER", "INFO").decode().find("cluster_state:ok") >= 0
+        wait_until(lambda: all(admin.execute_command("CLUSTER", "INFO").decode().find("cluster_state:ok") >= 0
                           for admin in admins), "cluster_state ok")
         self.wait_for_replicas()
 
@@ -85,7 +83,7 @@ class RedisClusterNodes:
                         return False
             return True
 
-        _wait(linked, "replicas to link", timeout)
+        wait_until(linked, "replicas to link", timeout)
 
     def admin(self, server: RedisServer) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=2)
@@ -111,7 +109,7 @@ class RedisClusterNodes:
                             return False
             return True
 
-        _wait(all_ok, "cluster_state ok", timeout)
+        wait_until(all_ok, "cluster_state ok", timeout)
 
     def flush(self) -> None:
         for server in self.servers:
@@ -123,14 +121,3 @@ class RedisClusterNodes:
         for server in self.servers:
             server.stop()
 
-
-def _wait(condition, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except redis.exceptions.RedisError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")

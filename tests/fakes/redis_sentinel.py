@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import redis
 
-from tests.fakes.redis_server import RedisServer, low_free_port
+from tests.fakes.redis_server import RedisServer, low_free_port, wait_until
 
 SERVICE = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -50,7 +49,7 @@ class SentinelSet:
                                                 port=low_free_port()).start()]
             self.wait_for_replicas()
             self.sentinels = [SentinelServer(master.port).start() for _ in range(3)]
-            _wait(self._sentinels_see_the_replica, "sentinels to find the replica")
+            wait_until(self._sentinels_see_the_replica, "sentinels to find the replica")
         except BaseException:
             self.stop()
             raise
@@ -93,20 +92,9 @@ class SentinelSet:
                         return False
             return roles.count("master") == 1
 
-        _wait(settled, "one master with its replicas linked", timeout)
+        wait_until(settled, "one master with its replicas linked", timeout)
 
     def stop(self) -> None:
         for server in self.sentinels + self.servers:
             server.stop()
 
-
-def _wait(condition, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except redis.exceptions.RedisError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")

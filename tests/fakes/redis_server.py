@@ -93,3 +93,18 @@ class RedisServer:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_until(condition, what: str, timeout: float = 20) -> None:
+    """Poll `condition` (Redis errors count as not yet) until it holds; RuntimeError naming `what` if never."""
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except redis.exceptions.RedisError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
