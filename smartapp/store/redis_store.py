@@ -440,18 +440,17 @@ class RedisStore:
         """
         for attempt in range(2):
             started = time.time()
-            try:
-                with _unavailable_as_503():
+            with _unavailable_as_503():
+                try:
                     reply = self._scripts.run(script, keys, [str(self._server_clock.deadline(started)), *args])
-            except StoreUnavailable as error:
-                if unconfirmed is not None and error.detail.startswith("redis: WAIT"):
-                    unconfirmed()
-                raise
+                except ReplicasBehind:
+                    if unconfirmed is not None:
+                        unconfirmed()
+                    raise
             self._server_clock.observe(int(reply[1]), started, time.time())
             if reply[0] != _STALE:
                 return reply
         raise StoreUnavailable(detail="redis: clock offset could not be settled")
-
 
     def _undo_take(self, key: str, owner: str) -> None:
         """Best effort: the primary may be gone, and then so is what it took."""
