@@ -6,13 +6,17 @@ import json
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+from smartapp.errors import SmartAppError
 from smartapp.store import Installation
 
 # The state rides in the installation's record, read on every proactive call: keep it small.
 MAX_STATE_BYTES = 64 * 1024
 
 
-class StateTooLarge(ValueError):
+class StateTooLarge(SmartAppError):
+    """The app put more in its state than a record should carry: the app's bug, answered 500 by reason."""
+
+    status = 500
     reason = "state_too_large"
 
 
@@ -56,5 +60,5 @@ class InstallationState(MutableMapping[str, Any]):
     def encode(self) -> str:
         text = json.dumps(self._values, separators=(",", ":"), allow_nan=False)
         if len(text.encode()) > MAX_STATE_BYTES:
-            raise StateTooLarge(f"installation state is over {MAX_STATE_BYTES} bytes as JSON")
+            raise StateTooLarge(detail=f"installation state is over {MAX_STATE_BYTES} bytes as JSON")
         return text
