@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sys
 import time
 from http import HTTPStatus
 from typing import Any, Callable, Iterable
@@ -111,7 +112,7 @@ class Webhook:
         # correlationId and requestId are already on every line of this request (logs.RequestIds).
         fields: dict[str, object] = {}
         claimed_marker: str | None = None
-        status, reason = 200, None
+        status, reason, failure = 200, None, None
         try:
             length = _check_transport(environ, settings.max_body_bytes)
             body = _read_body(environ, length, settings.max_body_bytes)
@@ -139,15 +140,15 @@ class Webhook:
                 _release(services, claimed_marker)
             return status, _error_body(status, reason)
         except Exception:  # noqa: BLE001 - the caller gets a generic 500, never the exception text
-            status, reason = 500, "internal_error"
-            log.exception("unhandled_error", extra={"reason": reason, **fields})
+            status, reason, failure = 500, "internal_error", sys.exc_info()
             if claimed_marker is not None:
                 _release(services, claimed_marker)
             return status, _error_body(status, reason)
         finally:
-            self._log(status, reason, fields, started)
+            self._log(status, reason, fields, started, failure)
 
-    def _log(self, status: int, reason: str | None, fields: dict[str, object], started: float) -> None:
+    def _log(self, status: int, reason: str | None, fields: dict[str, object], started: float,
+             failure: Any = None) -> None:
         unlogged = self.rejection_log.unlogged_report()
         if unlogged:
             # Written while serving another request, but not about it: blank that request's ids.
@@ -155,10 +156,11 @@ class Webhook:
                 "requestId": None, "correlationId": None, "reason": "log_rate_limited", "counts": unlogged,
                 "linesPerReason": self.rejection_log.lines_per_reason,
                 "intervalSeconds": self.rejection_log.interval_seconds})
-        # Rejections are capped per reason (a flood must not become a log flood); a 500 is our bug: always logged.
-        if status >= 400 and status != 500 and not self.rejection_log.admit(str(reason)):
+        # Every failure is capped per reason, a 500 too: input that trips one of our bugs can be sent in a flood.
+        if status >= 400 and not self.rejection_log.admit(str(reason)):
             return
-        log.log(logging.WARNING if status >= 400 else logging.INFO, "request", extra={
+        level = logging.ERROR if status == 500 else logging.WARNING if status >= 400 else logging.INFO
+        log.log(level, "request", exc_info=failure, extra={
             **fields, "status": status, "reason": reason,
             "durationMs": round((time.perf_counter() - started) * 1000, 2),
         })
