@@ -17,7 +17,7 @@ import redis
 from cryptography.fernet import Fernet
 
 from smartapp.errors import StoreUnavailable, VersionConflict
-from smartapp.store import SECRET_FIELDS, Installation, Store, open_store
+from smartapp.store import SECRET_FIELDS, Installation, LinkAttempt, Store, open_store
 from smartapp.store.cipher import CorruptRecord, TokenCipher
 from smartapp.store.redis_store import RedisStore, make_redis_client
 from smartapp.store.sqlite_store import SqliteStore
@@ -128,7 +128,7 @@ def sqlite_backend(path: Path, cipher: TokenCipher, clock: FakeClock, opened: li
 
     def leftovers(iaid: str) -> list:
         connection = connect()
-        return [row for table in ("installations", "links", "locks")
+        return [row for table in ("installations", "links", "link_attempts", "locks")
                 for row in connection.execute(f"SELECT * FROM {table} WHERE installed_app_id = ?", (iaid,))]
 
     return Backend("sqlite", reopen(cipher), clock, reopen, raw_secret, put_raw_secret, raw_bytes, leftovers)
@@ -265,6 +265,7 @@ def test_delete_removes_every_trace(store, backend):
     store.update(iaid, install_fields())
     store.update(OTHER, install_fields())
     store.issue(iaid, {"verifier": "v"}, ttl_seconds=600)
+    assert store.attempt(iaid, "d" * 64, max_attempts=5).link == {"verifier": "v"}
     assert store.acquire(iaid, ttl_seconds=30, wait_seconds=0)
     assert backend.leftovers(iaid)
     store.delete(iaid)
@@ -322,6 +323,43 @@ def test_unreadable_link_is_absent(store, backend, store_log):
     assert stranger.consume(IAID) is None
     assert [r.field for r in store_log if r.getMessage() == "corrupt_record"] == ["link"]
     assert store.consume(IAID) is None  # consumed all the same: a link is never handed out twice
+
+
+def test_link_attempts_keep_the_link_and_let_each_code_through_once(store, backend, cipher):
+    store.issue(IAID, {"verifier": "v"}, ttl_seconds=600)
+    other_worker = backend.reopen(cipher)
+    assert store.attempt(IAID, "a" * 64, max_attempts=5) == LinkAttempt({"verifier": "v"})
+    assert other_worker.attempt(IAID, "a" * 64, max_attempts=5) == LinkAttempt(None, "oauth_code_reused")
+    assert other_worker.attempt(IAID, "b" * 64, max_attempts=5) == LinkAttempt({"verifier": "v"})
+    assert store.pending(IAID) == {"verifier": "v"}
+    assert store.attempt(OTHER, "a" * 64, max_attempts=5) == LinkAttempt(None, "oauth_link_not_pending")
+    assert store.consume(IAID) == {"verifier": "v"}
+    assert store.attempt(IAID, "c" * 64, max_attempts=5) == LinkAttempt(None, "oauth_link_not_pending")
+
+
+def test_link_attempts_past_the_limit_end_the_link(store):
+    store.issue(IAID, {"verifier": "v"}, ttl_seconds=600)
+    assert all(store.attempt(IAID, f"{n:064x}", max_attempts=3).link for n in range(3))
+    assert store.attempt(IAID, "f" * 64, max_attempts=3) == LinkAttempt(None, "oauth_link_attempts_exhausted")
+    assert store.pending(IAID) is None
+    assert store.attempt(IAID, "e" * 64, max_attempts=3) == LinkAttempt(None, "oauth_link_not_pending")
+
+
+def test_a_new_link_starts_without_attempts(store):
+    store.issue(IAID, {"verifier": "old"}, ttl_seconds=600)
+    assert store.attempt(IAID, "a" * 64, max_attempts=1).link
+    store.issue(IAID, {"verifier": "new"}, ttl_seconds=600)
+    assert store.attempt(IAID, "a" * 64, max_attempts=1) == LinkAttempt({"verifier": "new"})
+
+
+def test_link_attempts_expire_with_the_link(store, backend):
+    store.issue(IAID, {"verifier": "v"}, ttl_seconds=0.15)
+    assert store.attempt(IAID, "a" * 64, max_attempts=5).link
+    backend.clock.advance(1)
+    time.sleep(0.25)
+    assert store.attempt(IAID, "b" * 64, max_attempts=5) == LinkAttempt(None, "oauth_link_not_pending")
+    if backend.kind == "redis":  # SQLite purges expired attempts at the next issue
+        assert backend.leftovers(IAID) == []
 
 
 def test_link_verifier_encrypted_at_rest(store, backend):

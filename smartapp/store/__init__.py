@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from smartapp.store.cipher import CorruptRecord, TokenCipher
+from smartapp.store.claims import LinkAttempt, ReplayState
 from smartapp.store.installation import SECRET_FIELDS, Installation
 
 
@@ -30,7 +31,14 @@ class LinkStore(Protocol):
 
     def issue(self, installed_app_id: str, data: Mapping[str, Any], *, ttl_seconds: float) -> None: ...
 
-    def consume(self, installed_app_id: str) -> dict | None: ...
+    def consume(self, installed_app_id: str) -> dict | None:
+        """End the pending link (after a successful exchange), returning it once."""
+        ...
+
+    def attempt(self, installed_app_id: str, code_digest: str, *, max_attempts: int) -> LinkAttempt:
+        """Record an exchange of this code on the pending link, without ending it: each code is let through
+        once, and at most `max_attempts` codes per link (past that the link is ended)."""
+        ...
 
     def pending(self, installed_app_id: str) -> dict | None:
         """The unexpired pending link without consuming it (a re-rendered page reuses its verifier)."""
@@ -86,5 +94,5 @@ def open_store(*, redis_url: str | None, sqlite_path: str, cipher: TokenCipher,
 
 __all__ = [
     "SECRET_FIELDS", "Installation", "TokenStore", "LinkStore", "ReplayGuard", "RefreshLock", "Store",
-    "open_store", "TokenCipher", "CorruptRecord",
+    "open_store", "TokenCipher", "CorruptRecord", "LinkAttempt", "ReplayState",
 ]

@@ -19,6 +19,7 @@ from smartapp.store.codec import (
     check_marker, decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
+from smartapp.store.claims import LinkAttempt
 from smartapp.store.lease import poll_for_lock
 from smartapp.store.redis_scripts import ScriptRunner
 from smartapp.store.installation import SECRET_FIELDS, Installation
@@ -83,13 +84,13 @@ if redis.call('GET', KEYS[1]) == ARGV[2] then return {1, now} end
 return {0, now}
 """
 
-# KEYS[1] pending link, KEYS[2] its receipt. ARGV: 1 deadline, 2 nonce, 3 receipt ttl ms. GETDEL with a
-# deadline: a link is handed out once. The receipt hands it out again to the same call only, for when
-# the first attempt ran but its reply was lost and the client retried.
+# KEYS[1] pending link, KEYS[2] its receipt, KEYS[3] its attempts. ARGV: 1 deadline, 2 nonce, 3 receipt
+# ttl ms. GETDEL with a deadline: a link is handed out once. The receipt hands it out again to the same
+# call only, for when the first attempt ran but its reply was lost and the client retried.
 _CONSUME = _DEADLINE + """
 local value = redis.call('GET', KEYS[1])
 if value then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[3])
   redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. value, 'PX', ARGV[3])
   return {1, now, value}
 end
@@ -98,6 +99,34 @@ local mine = ARGV[2] .. ' '
 if receipt and string.sub(receipt, 1, #mine) == mine then return {1, now, string.sub(receipt, #mine + 1)} end
 return {0, now}
 """
+# KEYS[1] pending link, KEYS[2] its attempts. ARGV: 1 deadline, 2 link token, 3 ttl ms. A new link
+# starts with no attempts.
+_ISSUE = _DEADLINE + """
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[2])
+return {1, now}
+"""
+
+# KEYS[1] pending link, KEYS[2] its attempts (code digest -> nonce). ARGV: 1 deadline, 2 code digest,
+# 3 nonce, 4 max attempts. Replies 1 + the link, 0 no link, 2 code already tried, 3 attempts used up
+# (the link is ended). Our own nonce under the digest means a retried call whose first attempt ran.
+_ATTEMPT = _DEADLINE + """
+local link = redis.call('GET', KEYS[1])
+if not link then return {0, now} end
+local tried = redis.call('HGET', KEYS[2], ARGV[2])
+if tried == ARGV[3] then return {1, now, link} end
+if tried then return {2, now} end
+if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return {3, now}
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return {1, now, link}
+"""
+_ATTEMPT_REFUSALS = {0: "oauth_link_not_pending", 2: "oauth_code_reused", 3: "oauth_link_attempts_exhausted"}
+
 # Long enough for the client's one retry (see STALE_AFTER_SECONDS), short enough to keep nothing around.
 RECEIPT_TTL_SECONDS = 10
 
@@ -181,6 +210,8 @@ class RedisStore:
         self._update = client.register_script(_UPDATE)
         self._take = client.register_script(_TAKE)
         self._consume = client.register_script(_CONSUME)
+        self._attempt = client.register_script(_ATTEMPT)
+        self._issue = client.register_script(_ISSUE)
         self._release_lock = client.register_script(_RELEASE_LOCK)
         self._rotate = client.register_script(_ROTATE)
 
@@ -194,6 +225,9 @@ class RedisStore:
 
     def link_receipt_key(self, installed_app_id: str) -> str:
         return f"{self.prefix}:link-receipt:{{{check_installed_app_id(installed_app_id)}}}"
+
+    def link_attempts_key(self, installed_app_id: str) -> str:
+        return f"{self.prefix}:link-attempts:{{{check_installed_app_id(installed_app_id)}}}"
 
     def lock_key(self, installed_app_id: str) -> str:
         return f"{self.prefix}:lock:{{{check_installed_app_id(installed_app_id)}}}"
@@ -246,7 +280,8 @@ class RedisStore:
     def delete(self, installed_app_id: str) -> None:
         # All the keys share the hash tag, so this one DEL is a single-slot command on Cluster too.
         keys = [self.installation_key(installed_app_id), self.link_key(installed_app_id),
-                self.link_receipt_key(installed_app_id), self.lock_key(installed_app_id)]
+                self.link_receipt_key(installed_app_id), self.link_attempts_key(installed_app_id),
+                self.lock_key(installed_app_id)]
         with _unavailable_as_503():
             self.client.delete(*keys)
 
@@ -274,16 +309,24 @@ class RedisStore:
 
     def issue(self, installed_app_id: str, data: Mapping[str, Any], *, ttl_seconds: float) -> None:
         token = encode_link(self.cipher, installed_app_id, data)
-        key = self.link_key(installed_app_id)
-        with _unavailable_as_503():
-            self.client.set(key, token, px=_milliseconds(ttl_seconds))
+        keys = [self.link_key(installed_app_id), self.link_attempts_key(installed_app_id)]
+        self._run(self._issue, keys, [token, str(_milliseconds(ttl_seconds))])
 
     def consume(self, installed_app_id: str) -> dict | None:
-        keys = [self.link_key(installed_app_id), self.link_receipt_key(installed_app_id)]
+        keys = [self.link_key(installed_app_id), self.link_receipt_key(installed_app_id),
+                self.link_attempts_key(installed_app_id)]
         reply = self._run(self._consume, keys, [secrets.token_hex(8), str(_milliseconds(RECEIPT_TTL_SECONDS))])
         if reply[0] != 1:
             return None
         return decode_link(self.cipher, installed_app_id, reply[2])
+
+    def attempt(self, installed_app_id: str, code_digest: str, *, max_attempts: int) -> LinkAttempt:
+        keys = [self.link_key(installed_app_id), self.link_attempts_key(installed_app_id)]
+        reply = self._run(self._attempt, keys, [check_marker(code_digest), secrets.token_hex(8), str(max_attempts)])
+        if reply[0] != 1:
+            return LinkAttempt(None, _ATTEMPT_REFUSALS[reply[0]])
+        link = decode_link(self.cipher, installed_app_id, reply[2])
+        return LinkAttempt(link) if link is not None else LinkAttempt(None, "oauth_link_not_pending")
 
     def pending(self, installed_app_id: str) -> dict | None:
         with _unavailable_as_503():

@@ -17,6 +17,7 @@ from smartapp.store.codec import (
     decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
+from smartapp.store.claims import LinkAttempt
 from smartapp.store.lease import poll_for_lock
 from smartapp.store.installation import Installation
 
@@ -35,6 +36,11 @@ CREATE TABLE IF NOT EXISTS links (
     installed_app_id TEXT PRIMARY KEY,
     data TEXT NOT NULL,               -- Fernet token (holds the PKCE verifier)
     expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS link_attempts (
+    installed_app_id TEXT NOT NULL,
+    code_digest TEXT NOT NULL,        -- a digest, never the code
+    PRIMARY KEY (installed_app_id, code_digest)
 );
 CREATE TABLE IF NOT EXISTS replay (
     marker TEXT PRIMARY KEY,
@@ -202,7 +208,7 @@ class SqliteStore:
     def delete(self, installed_app_id: str) -> None:
         check_installed_app_id(installed_app_id)
         with self._transaction() as connection:
-            for table in ("installations", "links", "locks"):
+            for table in ("installations", "links", "link_attempts", "locks"):
                 connection.execute(f"DELETE FROM {table} WHERE installed_app_id = ?", (installed_app_id,))
 
     def installed_app_ids(self) -> Iterator[str]:
@@ -225,6 +231,8 @@ class SqliteStore:
         now = float(self.clock())
         with self._transaction() as connection:
             connection.execute("DELETE FROM links WHERE expires_at <= ?", (now,))
+            connection.execute("DELETE FROM link_attempts WHERE installed_app_id = ? OR installed_app_id NOT IN "
+                               "(SELECT installed_app_id FROM links)", (installed_app_id,))
             connection.execute("INSERT OR REPLACE INTO links (installed_app_id, data, expires_at) VALUES (?, ?, ?)",
                                (installed_app_id, token, now + float(ttl_seconds)))
 
@@ -235,9 +243,33 @@ class SqliteStore:
                                      (installed_app_id,)).fetchone()
             if row is not None:
                 connection.execute("DELETE FROM links WHERE installed_app_id = ?", (installed_app_id,))
+                connection.execute("DELETE FROM link_attempts WHERE installed_app_id = ?", (installed_app_id,))
         if row is None or row[1] <= self.clock():
             return None
         return decode_link(self.cipher, installed_app_id, row[0])
+
+    def attempt(self, installed_app_id: str, code_digest: str, *, max_attempts: int) -> LinkAttempt:
+        check_installed_app_id(installed_app_id)
+        check_marker(code_digest)
+        with self._transaction() as connection:
+            row = connection.execute("SELECT data FROM links WHERE installed_app_id = ? AND expires_at > ?",
+                                     (installed_app_id, float(self.clock()))).fetchone()
+            if row is None:
+                return LinkAttempt(None, "oauth_link_not_pending")
+            tried = connection.execute("SELECT 1 FROM link_attempts WHERE installed_app_id = ? AND code_digest = ?",
+                                       (installed_app_id, code_digest)).fetchone()
+            if tried is not None:
+                return LinkAttempt(None, "oauth_code_reused")
+            (attempts,) = connection.execute("SELECT count(*) FROM link_attempts WHERE installed_app_id = ?",
+                                             (installed_app_id,)).fetchone()
+            if attempts >= max_attempts:
+                connection.execute("DELETE FROM links WHERE installed_app_id = ?", (installed_app_id,))
+                connection.execute("DELETE FROM link_attempts WHERE installed_app_id = ?", (installed_app_id,))
+                return LinkAttempt(None, "oauth_link_attempts_exhausted")
+            connection.execute("INSERT INTO link_attempts (installed_app_id, code_digest) VALUES (?, ?)",
+                               (installed_app_id, code_digest))
+        link = decode_link(self.cipher, installed_app_id, row[0])
+        return LinkAttempt(link) if link is not None else LinkAttempt(None, "oauth_link_not_pending")
 
     def pending(self, installed_app_id: str) -> dict | None:
         check_installed_app_id(installed_app_id)
