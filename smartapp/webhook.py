@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import secrets
 import sys
 import time
 from http import HTTPStatus
@@ -18,7 +19,7 @@ from werkzeug.wrappers import Request
 from smartapp.deadline import Deadline
 from smartapp.dispatch import dispatch, envelope
 from smartapp.errors import (
-    MalformedRequest, PayloadTooLarge, SmartAppError, StoreUnavailable, UnsupportedMediaType,
+    MalformedRequest, PayloadTooLarge, RequestInProgress, SmartAppError, StoreUnavailable, UnsupportedMediaType,
 )
 from smartapp.jsonbody import parse_json
 from smartapp.lifecycle import lifecycle_name, parse
@@ -26,6 +27,7 @@ from smartapp.rejection_log import RejectionLogLimit
 from smartapp.services import RequestInfo, Services
 from smartapp.settings import Settings
 from smartapp.signature import Verifier
+from smartapp.store import ReplayState
 
 log = logging.getLogger("smartapp.request")
 
@@ -34,6 +36,11 @@ REQUEST_BUDGET_SECONDS = 8.0
 RETRY_AFTER_SECONDS = "5"
 # A signed request stays acceptable while its Date is within ±300 s, so remember it a little longer.
 REPLAY_TTL_SECONDS = 2 * 300 + 30
+# While a request is processed its marker is only leased: if the worker dies (OOM, SIGKILL, gunicorn's
+# timeout) the lease runs out and SmartThings' identical retry is processed. SmartThings stops waiting
+# after 10 s, and remote calls stop at REQUEST_BUDGET_SECONDS, so a lease this old belongs to a request
+# that failed or died.
+CLAIM_LEASE_SECONDS = REQUEST_BUDGET_SECONDS + 2
 
 WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
@@ -111,7 +118,7 @@ class Webhook:
         settings = services.settings
         # correlationId and requestId are already on every line of this request (logs.RequestIds).
         fields: dict[str, object] = {}
-        claimed_marker: str | None = None
+        claimed: tuple[str, str] | None = None  # (replay marker, our lease's owner)
         status, reason, failure = 200, None, None
         try:
             length = _check_transport(environ, settings.max_body_bytes)
@@ -125,24 +132,31 @@ class Webhook:
             lifecycle = parse(document)
             fields.update(executionId=_short(lifecycle.execution_id), installedAppId=lifecycle.installed_app_id)
             if verified is not None:
-                if not services.store.claim(verified.replay_marker, ttl_seconds=REPLAY_TTL_SECONDS):
+                owner = secrets.token_hex(8)
+                state = services.store.claim(verified.replay_marker, owner=owner, lease_seconds=CLAIM_LEASE_SECONDS)
+                if state is ReplayState.DONE:
                     reason = "replay_suppressed"
                     return 200, _json(envelope(lifecycle.name, {}))
-                claimed_marker = verified.replay_marker
+                if state is ReplayState.IN_PROGRESS:
+                    raise RequestInProgress()
+                claimed = (verified.replay_marker, owner)
             request = RequestInfo(deadline=Deadline.after(REQUEST_BUDGET_SECONDS),
-                              target_url_of=lambda: _target_url(environ, settings))
-            return 200, _json(dispatch(lifecycle, services, request))
+                                  target_url_of=lambda: _target_url(environ, settings))
+            answer = _json(dispatch(lifecycle, services, request))
+            if claimed is not None:
+                _complete(services, claimed[0])
+            return 200, answer
         except SmartAppError as error:
             status, reason = error.status, error.reason
             if error.detail:
                 fields["detail"] = error.detail
-            if claimed_marker is not None:
-                _release(services, claimed_marker)
+            if claimed is not None:
+                _release(services, *claimed)
             return status, _error_body(status, reason)
         except Exception:  # noqa: BLE001 - the caller gets a generic 500, never the exception text
             status, reason, failure = 500, "internal_error", sys.exc_info()
-            if claimed_marker is not None:
-                _release(services, claimed_marker)
+            if claimed is not None:
+                _release(services, *claimed)
             return status, _error_body(status, reason)
         finally:
             self._log(status, reason, fields, started, failure)
@@ -166,12 +180,21 @@ class Webhook:
         })
 
 
-def _release(services: Services, marker: str) -> None:
+def _complete(services: Services, marker: str) -> None:
+    """The effects are stored: from now on an identical request is a replay."""
+    try:
+        services.store.complete(marker, ttl_seconds=REPLAY_TTL_SECONDS)
+    except StoreUnavailable:
+        # Answered 200 all the same: the work is done, and a retry after the lease would redo it harmlessly.
+        log.warning("replay_marker_not_completed", extra={"reason": "store_unavailable"})
+
+
+def _release(services: Services, marker: str, owner: str) -> None:
     """The request failed: let an identical legitimate retry be processed later."""
     try:
-        services.store.release_marker(marker)
+        services.store.release_marker(marker, owner=owner)
     except StoreUnavailable:
-        pass  # the marker expires on its own
+        pass  # the lease expires on its own
 
 
 class WebhookFirst:

@@ -17,7 +17,7 @@ import redis
 from cryptography.fernet import Fernet
 
 from smartapp.errors import StoreUnavailable, VersionConflict
-from smartapp.store import SECRET_FIELDS, Installation, LinkAttempt, Store, open_store
+from smartapp.store import SECRET_FIELDS, Installation, LinkAttempt, ReplayState, Store, open_store
 from smartapp.store.cipher import CorruptRecord, TokenCipher
 from smartapp.store.redis_store import RedisStore, make_redis_client
 from smartapp.store.sqlite_store import SqliteStore
@@ -370,34 +370,55 @@ def test_link_verifier_encrypted_at_rest(store, backend):
 # --- ReplayGuard -------------------------------------------------------------------------------
 
 
-def test_replay_claimed_once_across_workers(store, backend, cipher):
+def test_replay_claim_is_a_lease_then_done(store, backend, cipher):
     marker = "a" * 64
-    assert store.claim(marker, ttl_seconds=300) is True
-    assert store.claim(marker, ttl_seconds=300) is False
-    assert backend.reopen(cipher).claim(marker, ttl_seconds=300) is False
-    assert store.claim("b" * 64, ttl_seconds=300) is True
+    other_worker = backend.reopen(cipher)
+    assert store.claim(marker, owner="first", lease_seconds=30) is ReplayState.CLAIMED
+    assert store.claim(marker, owner="first", lease_seconds=30) is ReplayState.CLAIMED  # its own retried call
+    assert store.claim(marker, owner="second", lease_seconds=30) is ReplayState.IN_PROGRESS
+    assert other_worker.claim(marker, owner="third", lease_seconds=30) is ReplayState.IN_PROGRESS
+    store.complete(marker, ttl_seconds=300)
+    assert other_worker.claim(marker, owner="third", lease_seconds=30) is ReplayState.DONE
+    assert store.claim(marker, owner="first", lease_seconds=30) is ReplayState.DONE
+    assert store.claim("b" * 64, owner="first", lease_seconds=30) is ReplayState.CLAIMED
 
 
-def test_replay_release_lets_retry_through(store):
+def test_replay_release_lets_a_retry_through_and_only_the_holder_releases(store):
     marker = "c" * 64
-    assert store.claim(marker, ttl_seconds=300)
-    store.release_marker(marker)
-    assert store.claim(marker, ttl_seconds=300) is True
-    assert store.claim(marker, ttl_seconds=300) is False
-    store.release_marker("d" * 64)  # releasing an unknown marker is harmless
+    assert store.claim(marker, owner="first", lease_seconds=30) is ReplayState.CLAIMED
+    store.release_marker(marker, owner="stranger")
+    assert store.claim(marker, owner="retry", lease_seconds=30) is ReplayState.IN_PROGRESS
+    store.release_marker(marker, owner="first")
+    assert store.claim(marker, owner="retry", lease_seconds=30) is ReplayState.CLAIMED
+    store.complete(marker, ttl_seconds=300)
+    store.release_marker(marker, owner="retry")  # a done marker is not released
+    assert store.claim(marker, owner="later", lease_seconds=30) is ReplayState.DONE
+    store.release_marker("d" * 64, owner="first")  # releasing an unknown marker is harmless
 
 
-def test_replay_claim_expires(store, backend):
+def test_a_lease_whose_holder_died_runs_out_and_the_retry_is_processed(store, backend):
     marker = "e" * 64
-    assert store.claim(marker, ttl_seconds=0.15)
+    assert store.claim(marker, owner="killed", lease_seconds=0.15) is ReplayState.CLAIMED
     backend.clock.advance(1)
     time.sleep(0.25)
-    assert store.claim(marker, ttl_seconds=300) is True
+    assert store.claim(marker, owner="retry", lease_seconds=30) is ReplayState.CLAIMED
+
+
+def test_a_done_marker_outlasts_the_lease_and_then_expires(store, backend):
+    marker = "f" * 64
+    assert store.claim(marker, owner="first", lease_seconds=0.15) is ReplayState.CLAIMED
+    store.complete(marker, ttl_seconds=0.6)
+    backend.clock.advance(0.3)
+    time.sleep(0.3)
+    assert store.claim(marker, owner="replay", lease_seconds=30) is ReplayState.DONE
+    backend.clock.advance(1)
+    time.sleep(0.4)
+    assert store.claim(marker, owner="much-later", lease_seconds=30) is ReplayState.CLAIMED
 
 
 def test_replay_marker_must_be_a_digest(store):
     with pytest.raises(ValueError):
-        store.claim("base64+signature/with=padding", ttl_seconds=300)
+        store.claim("base64+signature/with=padding", owner="o", lease_seconds=30)
 
 
 # --- RefreshLock -------------------------------------------------------------------------------

@@ -46,9 +46,19 @@ class LinkStore(Protocol):
 
 
 class ReplayGuard(Protocol):
-    def claim(self, marker: str, *, ttl_seconds: float) -> bool: ...
+    """Two phases, so a request is remembered as done only once its effects are stored."""
 
-    def release_marker(self, marker: str) -> None: ...  # undo a claim so a legitimate retry is processed
+    def claim(self, marker: str, *, owner: str, lease_seconds: float) -> ReplayState:
+        """Take the in-progress lease on `marker` for `owner` (it expires if the owner dies), or say who has it."""
+        ...
+
+    def complete(self, marker: str, *, ttl_seconds: float) -> None:
+        """The request's effects are stored: remember the marker as done for `ttl_seconds`."""
+        ...
+
+    def release_marker(self, marker: str, *, owner: str) -> None:
+        """Undo `owner`'s claim (compare-and-delete) so a legitimate retry is processed."""
+        ...
 
 
 class RefreshLock(Protocol):

@@ -19,7 +19,7 @@ from smartapp.store.codec import (
     check_marker, decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
-from smartapp.store.claims import LinkAttempt
+from smartapp.store.claims import LinkAttempt, ReplayState
 from smartapp.store.lease import poll_for_lock
 from smartapp.store.redis_scripts import ScriptRunner
 from smartapp.store.installation import SECRET_FIELDS, Installation
@@ -84,6 +84,28 @@ if redis.call('GET', KEYS[1]) == ARGV[2] then return {1, now} end
 return {0, now}
 """
 
+# KEYS[1] replay marker. ARGV: 1 deadline, 2 owner, 3 lease ms. 'p:<owner>' is an in-progress lease,
+# anything else (including the nonce an older release wrote) is done. Seeing our own lease means a
+# retried call whose first attempt already took it.
+_CLAIM = _DEADLINE + """
+local value = redis.call('GET', KEYS[1])
+local mine = 'p:' .. ARGV[2]
+if not value then
+  redis.call('SET', KEYS[1], mine, 'PX', ARGV[3])
+  return {1, now}
+end
+if value == mine then return {1, now} end
+if string.sub(value, 1, 2) == 'p:' then return {2, now} end
+return {3, now}
+"""
+_CLAIM_STATES = {1: ReplayState.CLAIMED, 2: ReplayState.IN_PROGRESS, 3: ReplayState.DONE}
+
+# KEYS[1] replay marker. ARGV: 1 deadline, 2 ttl ms. Done, whoever held the lease: the effects are stored.
+_COMPLETE = _DEADLINE + """
+redis.call('SET', KEYS[1], 'd', 'PX', ARGV[2])
+return {1, now}
+"""
+
 # KEYS[1] pending link, KEYS[2] its receipt, KEYS[3] its attempts. ARGV: 1 deadline, 2 nonce, 3 receipt
 # ttl ms. GETDEL with a deadline: a link is handed out once. The receipt hands it out again to the same
 # call only, for when the first attempt ran but its reply was lost and the client retried.
@@ -144,7 +166,7 @@ end
 return {1, now, swapped}
 """
 
-# KEYS[1] lock. ARGV[1] owner. Only the holder may delete it.
+# KEYS[1] lock or in-progress replay marker. ARGV[1] owner. Only the holder may delete it.
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -209,6 +231,8 @@ class RedisStore:
         self._scripts = ScriptRunner(client, retries=RETRIES)
         self._update = client.register_script(_UPDATE)
         self._take = client.register_script(_TAKE)
+        self._claim = client.register_script(_CLAIM)
+        self._complete = client.register_script(_COMPLETE)
         self._consume = client.register_script(_CONSUME)
         self._attempt = client.register_script(_ATTEMPT)
         self._issue = client.register_script(_ISSUE)
@@ -335,14 +359,16 @@ class RedisStore:
 
     # --- ReplayGuard --------------------------------------------------------------------------
 
-    def claim(self, marker: str, *, ttl_seconds: float) -> bool:
-        reply = self._run(self._take, [self.replay_key(marker)],
-                          [secrets.token_hex(8), str(_milliseconds(ttl_seconds))])
-        return reply[0] == 1
+    def claim(self, marker: str, *, owner: str, lease_seconds: float) -> ReplayState:
+        reply = self._run(self._claim, [self.replay_key(marker)], [owner, str(_milliseconds(lease_seconds))])
+        return _CLAIM_STATES[reply[0]]
 
-    def release_marker(self, marker: str) -> None:
-        with _unavailable_as_503():
-            self.client.delete(self.replay_key(marker))
+    def complete(self, marker: str, *, ttl_seconds: float) -> None:
+        self._run(self._complete, [self.replay_key(marker)], [str(_milliseconds(ttl_seconds))])
+
+    def release_marker(self, marker: str, *, owner: str) -> None:
+        with _unavailable_as_503():  # compare-and-delete: a retry after a lost reply is harmless
+            self._scripts.run(self._release_lock, [self.replay_key(marker)], ["p:" + owner])
 
     # --- RefreshLock --------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from smartapp.store.codec import (
     decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
-from smartapp.store.claims import LinkAttempt
+from smartapp.store.claims import LinkAttempt, ReplayState
 from smartapp.store.lease import poll_for_lock
 from smartapp.store.installation import Installation
 
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS link_attempts (
 );
 CREATE TABLE IF NOT EXISTS replay (
     marker TEXT PRIMARY KEY,
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    owner TEXT                        -- holder of the in-progress lease, NULL once done
 );
 CREATE INDEX IF NOT EXISTS replay_expires_at ON replay (expires_at);
 CREATE TABLE IF NOT EXISTS locks (
@@ -99,6 +100,9 @@ class SqliteStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     connection.execute(statement)
+            # Files made before two-phase replay markers: their rows are all done markers (owner NULL).
+            if "owner" not in {row[1] for row in connection.execute("PRAGMA table_info(replay)")}:
+                connection.execute("ALTER TABLE replay ADD COLUMN owner TEXT")
 
     # --- connections and transactions ---------------------------------------------------------
 
@@ -280,24 +284,33 @@ class SqliteStore:
 
     # --- ReplayGuard --------------------------------------------------------------------------
 
-    def claim(self, marker: str, *, ttl_seconds: float) -> bool:
+    def claim(self, marker: str, *, owner: str, lease_seconds: float) -> ReplayState:
         check_marker(marker)
         now = float(self.clock())
         with self._transaction() as connection:
             if now >= self._next_purge:
                 self._next_purge = now + PURGE_EVERY_SECONDS
                 connection.execute("DELETE FROM replay WHERE expires_at <= ?", (now,))
-            row = connection.execute("SELECT expires_at FROM replay WHERE marker = ?", (marker,)).fetchone()
-            if row is not None and row[0] > now:
-                return False
-            connection.execute("INSERT OR REPLACE INTO replay (marker, expires_at) VALUES (?, ?)",
-                               (marker, now + float(ttl_seconds)))
-            return True
+            row = connection.execute("SELECT owner, expires_at FROM replay WHERE marker = ?", (marker,)).fetchone()
+            if row is not None and row[1] > now:
+                if row[0] is None:
+                    return ReplayState.DONE
+                return ReplayState.CLAIMED if row[0] == owner else ReplayState.IN_PROGRESS
+            connection.execute("INSERT OR REPLACE INTO replay (marker, owner, expires_at) VALUES (?, ?, ?)",
+                               (marker, owner, now + float(lease_seconds)))
+            return ReplayState.CLAIMED
 
-    def release_marker(self, marker: str) -> None:
+    def complete(self, marker: str, *, ttl_seconds: float) -> None:
+        check_marker(marker)
+        now = float(self.clock())
+        with self._transaction() as connection:
+            connection.execute("INSERT OR REPLACE INTO replay (marker, owner, expires_at) VALUES (?, NULL, ?)",
+                               (marker, now + float(ttl_seconds)))
+
+    def release_marker(self, marker: str, *, owner: str) -> None:
         check_marker(marker)
         with self._transaction() as connection:
-            connection.execute("DELETE FROM replay WHERE marker = ?", (marker,))
+            connection.execute("DELETE FROM replay WHERE marker = ? AND owner = ?", (marker, owner))
 
     # --- RefreshLock --------------------------------------------------------------------------
 
