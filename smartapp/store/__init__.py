@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from smartapp.store.cipher import CorruptRecord, TokenCipher
-from smartapp.store.claims import LinkAttempt, ReplayState
+from smartapp.store.claims import LinkAttempt, ReplayState, SharedKey
 from smartapp.store.installation import SECRET_FIELDS, Installation
 
 
@@ -61,6 +61,18 @@ class ReplayGuard(Protocol):
         ...
 
 
+class KeyShare(Protocol):
+    """Signature keys fetched by one worker serve every worker and host; fetches share one budget."""
+
+    def shared_key(self, key_id: str, *, burst: int, refill_per_second: float) -> SharedKey:
+        """One round trip: the text stored for `key_id`, else a fetch taken from the deployment's token bucket."""
+        ...
+
+    def share_key(self, key_id: str, value: str, *, ttl_seconds: float) -> None:
+        """Store what a fetch of `key_id` found (a public key or a refusal) for the other workers."""
+        ...
+
+
 class RefreshLock(Protocol):
     """Cross-process, cross-host per-installation lease that expires if its holder dies."""
 
@@ -69,7 +81,7 @@ class RefreshLock(Protocol):
     def release_lock(self, installed_app_id: str, owner: str) -> None: ...  # compare-and-delete
 
 
-class Store(TokenStore, LinkStore, ReplayGuard, RefreshLock, Protocol):
+class Store(TokenStore, LinkStore, ReplayGuard, KeyShare, RefreshLock, Protocol):
     name: str  # "redis" or "sqlite"
 
     def describe(self) -> str:
@@ -104,5 +116,5 @@ def open_store(*, redis_url: str | None, sqlite_path: str, cipher: TokenCipher,
 
 __all__ = [
     "SECRET_FIELDS", "Installation", "TokenStore", "LinkStore", "ReplayGuard", "RefreshLock", "Store",
-    "open_store", "TokenCipher", "CorruptRecord", "LinkAttempt", "ReplayState",
+    "open_store", "TokenCipher", "CorruptRecord", "LinkAttempt", "ReplayState", "KeyShare", "SharedKey",
 ]

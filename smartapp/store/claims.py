@@ -1,4 +1,4 @@
-"""What the store's claims answer: the state of a replay marker, and whether a code may be exchanged on a link."""
+"""What the store's claims answer: a replay marker's state, a link attempt, a key fetch from the shared budget."""
 
 from __future__ import annotations
 
@@ -18,3 +18,11 @@ class LinkAttempt:
 
     link: dict | None
     refusal: str | None = None  # "oauth_link_not_pending", "oauth_code_reused", "oauth_link_attempts_exhausted"
+
+
+@dataclass(frozen=True)
+class SharedKey:
+    """What the deployment knows about a keyId: the text another worker stored, else whether this one may fetch."""
+
+    value: str | None
+    may_fetch: bool = False

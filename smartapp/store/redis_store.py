@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import secrets
 import time
@@ -19,7 +20,7 @@ from smartapp.store.codec import (
     check_marker, decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
-from smartapp.store.claims import LinkAttempt, ReplayState
+from smartapp.store.claims import LinkAttempt, ReplayState, SharedKey
 from smartapp.store.lease import poll_for_lock
 from smartapp.store.redis_scripts import ScriptRunner
 from smartapp.store.installation import SECRET_FIELDS, Installation
@@ -104,6 +105,29 @@ _CLAIM_STATES = {1: ReplayState.CLAIMED, 2: ReplayState.IN_PROGRESS, 3: ReplaySt
 _COMPLETE = _DEADLINE + """
 redis.call('SET', KEYS[1], 'd', 'PX', ARGV[2])
 return {1, now}
+"""
+
+# KEYS[1] the shared entry of a keyId, KEYS[2] the deployment's fetch budget (a token bucket on Redis'
+# clock). ARGV: 1 deadline, 2 burst, 3 refill per millisecond. Replies 1 + the entry, 2 fetch, 3 throttled.
+_SHARED_KEY = _DEADLINE + """
+local value = redis.call('GET', KEYS[1])
+if value then return {1, now, value} end
+local burst = tonumber(ARGV[2])
+local bucket = redis.call('HMGET', KEYS[2], 'tokens', 'at')
+local tokens = tonumber(bucket[1]) or burst
+local at = tonumber(bucket[2]) or now
+if now > at then
+  tokens = math.min(burst, tokens + (now - at) * tonumber(ARGV[3]))
+  at = now
+end
+local reply = 3
+if tokens >= 1 then
+  tokens = tokens - 1
+  reply = 2
+end
+redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'at', tostring(at))
+redis.call('PEXPIRE', KEYS[2], 3600000)
+return {reply, now}
 """
 
 # KEYS[1] pending link, KEYS[2] its receipt, KEYS[3] its attempts. ARGV: 1 deadline, 2 nonce, 3 receipt
@@ -236,6 +260,7 @@ class RedisStore:
         self._consume = client.register_script(_CONSUME)
         self._attempt = client.register_script(_ATTEMPT)
         self._issue = client.register_script(_ISSUE)
+        self._shared_key = client.register_script(_SHARED_KEY)
         self._release_lock = client.register_script(_RELEASE_LOCK)
         self._rotate = client.register_script(_ROTATE)
 
@@ -258,6 +283,14 @@ class RedisStore:
 
     def replay_key(self, marker: str) -> str:
         return f"{self.prefix}:replay:{check_marker(marker)}"
+
+    def shared_key_key(self, key_id: str) -> str:
+        # One hash tag for the entries and the budget: the script touches both, in one slot on Cluster.
+        return f"{self.prefix}:keys:{{fetch}}:{hashlib.sha256(key_id.encode()).hexdigest()}"
+
+    @property
+    def key_budget_key(self) -> str:
+        return f"{self.prefix}:keys:{{fetch}}:budget"
 
     @property
     def keycheck_key(self) -> str:
@@ -369,6 +402,19 @@ class RedisStore:
     def release_marker(self, marker: str, *, owner: str) -> None:
         with _unavailable_as_503():  # compare-and-delete: a retry after a lost reply is harmless
             self._scripts.run(self._release_lock, [self.replay_key(marker)], ["p:" + owner])
+
+    # --- KeyShare -----------------------------------------------------------------------------
+
+    def shared_key(self, key_id: str, *, burst: int, refill_per_second: float) -> SharedKey:
+        reply = self._run(self._shared_key, [self.shared_key_key(key_id), self.key_budget_key],
+                          [str(int(burst)), repr(float(refill_per_second) / 1000)])
+        if reply[0] == 1:
+            return SharedKey(reply[2].decode("utf-8", "replace"))
+        return SharedKey(None, may_fetch=reply[0] == 2)
+
+    def share_key(self, key_id: str, value: str, *, ttl_seconds: float) -> None:
+        with _unavailable_as_503():
+            self.client.set(self.shared_key_key(key_id), value, px=_milliseconds(ttl_seconds))
 
     # --- RefreshLock --------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -17,7 +18,7 @@ from smartapp.store.codec import (
     decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
-from smartapp.store.claims import LinkAttempt, ReplayState
+from smartapp.store.claims import LinkAttempt, ReplayState, SharedKey
 from smartapp.store.lease import poll_for_lock
 from smartapp.store.installation import Installation
 
@@ -48,6 +49,16 @@ CREATE TABLE IF NOT EXISTS replay (
     owner TEXT                        -- holder of the in-progress lease, NULL once done
 );
 CREATE INDEX IF NOT EXISTS replay_expires_at ON replay (expires_at);
+CREATE TABLE IF NOT EXISTS shared_keys (
+    key_digest TEXT PRIMARY KEY,      -- SHA-256 of the keyId
+    value TEXT NOT NULL,              -- a public key (PEM) or a refusal, as the key resolver wrote it
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS key_fetch_budget (
+    name TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS locks (
     installed_app_id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -148,18 +159,27 @@ class SqliteStore:
             time.sleep(0.02)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE takes the write lock up front: read-check-write is atomic across processes."""
+    def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE takes the write lock up front: read-check-write is atomic across processes.
+
+        `durable=False` skips the fsync at commit, for data that may be lost to a power cut (not a crash).
+        """
         connection = self._connection()
         with _unavailable_as_503():
-            connection.execute("BEGIN IMMEDIATE")
+            if not durable:
+                connection.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield connection
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield connection
+                    connection.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    connection.execute("PRAGMA synchronous = FULL")
 
     # --- TokenStore ---------------------------------------------------------------------------
 
@@ -311,6 +331,35 @@ class SqliteStore:
         check_marker(marker)
         with self._transaction() as connection:
             connection.execute("DELETE FROM replay WHERE marker = ? AND owner = ?", (marker, owner))
+
+    # --- KeyShare -----------------------------------------------------------------------------
+
+    def shared_key(self, key_id: str, *, burst: int, refill_per_second: float) -> SharedKey:
+        digest = hashlib.sha256(key_id.encode()).hexdigest()
+        now = float(self.clock())
+        with _unavailable_as_503():
+            row = self._connection().execute("SELECT value FROM shared_keys WHERE key_digest = ? AND expires_at > ?",
+                                             (digest, now)).fetchone()
+        if row is not None:
+            return SharedKey(row[0])
+        # Not worth an fsync: losing the budget's state to a power cut only refills it.
+        with self._transaction(durable=False) as connection:
+            bucket = connection.execute("SELECT tokens, at FROM key_fetch_budget WHERE name = 'fetch'").fetchone()
+            tokens, at = bucket if bucket is not None else (float(burst), now)
+            if now > at:
+                tokens, at = min(float(burst), tokens + (now - at) * refill_per_second), now
+            may_fetch = tokens >= 1.0
+            connection.execute("INSERT OR REPLACE INTO key_fetch_budget (name, tokens, at) VALUES ('fetch', ?, ?)",
+                               (tokens - 1.0 if may_fetch else tokens, at))
+        return SharedKey(None, may_fetch=may_fetch)
+
+    def share_key(self, key_id: str, value: str, *, ttl_seconds: float) -> None:
+        digest = hashlib.sha256(key_id.encode()).hexdigest()
+        now = float(self.clock())
+        with self._transaction(durable=False) as connection:
+            connection.execute("DELETE FROM shared_keys WHERE expires_at <= ?", (now,))
+            connection.execute("INSERT OR REPLACE INTO shared_keys (key_digest, value, expires_at) VALUES (?, ?, ?)",
+                               (digest, value, now + float(ttl_seconds)))
 
     # --- RefreshLock --------------------------------------------------------------------------
 
