@@ -205,3 +205,17 @@ def test_a_file_from_before_two_phase_markers_keeps_its_markers_as_done(tmp_path
     assert store.claim("ab" * 32, owner="replay", lease_seconds=10) is ReplayState.DONE
     assert store.claim("cd" * 32, owner="new", lease_seconds=10) is ReplayState.CLAIMED
     store.close()
+
+
+def test_short_lived_threads_reuse_connections_instead_of_opening_one_each(tmp_path, key):
+    """Under gevent every client connection is a greenlet of its own: the store must not open one per greenlet."""
+    import threading
+
+    store = SqliteStore(str(tmp_path / "pool.sqlite3"), TokenCipher([key]))
+    store.update(IAID, {"locale": "en"})
+    for _ in range(30):
+        thread = threading.Thread(target=store.get, args=(IAID,))
+        thread.start()
+        thread.join(10)
+    assert len(store._connections) == 1
+    store.close()

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -95,9 +96,9 @@ class SqliteStore:
         self.cipher = cipher
         self.clock = clock
         self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
         self._pid = os.getpid()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[sqlite3.Connection] = []  # every connection this process opened
+        self._idle: deque[sqlite3.Connection] = deque()   # append/pop are atomic: no lock needed
         self._connections_lock = threading.Lock()
         self._next_purge = 0.0
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -117,16 +118,28 @@ class SqliteStore:
 
     # --- connections and transactions ---------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        connection = getattr(self._local, "connection", None)
-        if connection is not None and self._local.pid == pid:
-            return connection
-        if pid != self._pid:
+    @contextlib.contextmanager
+    def _borrowed(self) -> Iterator[sqlite3.Connection]:
+        """An idle connection of this process (a new one when none is idle), given back afterwards.
+
+        A pool rather than one connection per thread: under gevent each client connection is served by
+        a greenlet of its own, and "per thread" would then mean a new SQLite connection per client,
+        never closed.
+        """
+        if os.getpid() != self._pid:
             _INHERITED.extend(self._connections)
-            self._connections = []
+            self._connections, self._idle, self._pid = [], deque(), os.getpid()
             self._connections_lock = threading.Lock()
-            self._pid = pid
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = self._open()
+        try:
+            yield connection
+        finally:
+            self._idle.append(connection)
+
+    def _open(self) -> sqlite3.Connection:
         with _unavailable_as_503():
             connection = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000,
                                          isolation_level=None, check_same_thread=False)
@@ -136,8 +149,6 @@ class SqliteStore:
             connection.execute("PRAGMA synchronous = FULL")
         with self._connections_lock:
             self._connections.append(connection)
-        self._local.connection = connection
-        self._local.pid = pid
         return connection
 
     def _enable_wal(self, connection: sqlite3.Connection) -> None:
@@ -164,8 +175,7 @@ class SqliteStore:
 
         `durable=False` skips the fsync at commit, for data that may be lost to a power cut (not a crash).
         """
-        connection = self._connection()
-        with _unavailable_as_503():
+        with self._borrowed() as connection, _unavailable_as_503():
             if not durable:
                 connection.execute("PRAGMA synchronous = NORMAL")
             try:
@@ -185,8 +195,8 @@ class SqliteStore:
 
     def get(self, installed_app_id: str) -> Installation | None:
         check_installed_app_id(installed_app_id)
-        with _unavailable_as_503():
-            row = self._connection().execute(
+        with self._borrowed() as connection, _unavailable_as_503():
+            row = connection.execute(
                 "SELECT data, version, created_at, updated_at FROM installations WHERE installed_app_id = ?",
                 (installed_app_id,),
             ).fetchone()
@@ -237,15 +247,15 @@ class SqliteStore:
 
     def installed_app_ids(self) -> Iterator[str]:
         # Read everything first so no read transaction stays open while the caller works.
-        with _unavailable_as_503():
-            rows = self._connection().execute(
+        with self._borrowed() as connection, _unavailable_as_503():
+            rows = connection.execute(
                 "SELECT installed_app_id FROM installations ORDER BY installed_app_id").fetchall()
         for (installed_app_id,) in rows:
             yield installed_app_id
 
     def ping(self) -> None:
-        with _unavailable_as_503():
-            self._connection().execute("SELECT count(*) FROM meta").fetchone()
+        with self._borrowed() as connection, _unavailable_as_503():
+            connection.execute("SELECT count(*) FROM meta").fetchone()
 
     # --- LinkStore ----------------------------------------------------------------------------
 
@@ -297,9 +307,9 @@ class SqliteStore:
 
     def pending(self, installed_app_id: str) -> dict | None:
         check_installed_app_id(installed_app_id)
-        with _unavailable_as_503():
-            row = self._connection().execute("SELECT data FROM links WHERE installed_app_id = ? AND expires_at > ?",
-                                             (installed_app_id, float(self.clock()))).fetchone()
+        with self._borrowed() as connection, _unavailable_as_503():
+            row = connection.execute("SELECT data FROM links WHERE installed_app_id = ? AND expires_at > ?",
+                                     (installed_app_id, float(self.clock()))).fetchone()
         return None if row is None else decode_link(self.cipher, installed_app_id, row[0])
 
     # --- ReplayGuard --------------------------------------------------------------------------
@@ -337,9 +347,9 @@ class SqliteStore:
     def shared_key(self, key_id: str, *, burst: int, refill_per_second: float) -> SharedKey:
         digest = hashlib.sha256(key_id.encode()).hexdigest()
         now = float(self.clock())
-        with _unavailable_as_503():
-            row = self._connection().execute("SELECT value FROM shared_keys WHERE key_digest = ? AND expires_at > ?",
-                                             (digest, now)).fetchone()
+        with self._borrowed() as connection, _unavailable_as_503():
+            row = connection.execute("SELECT value FROM shared_keys WHERE key_digest = ? AND expires_at > ?",
+                                     (digest, now)).fetchone()
         if row is not None:
             return SharedKey(row[0])
         # Not worth an fsync: losing the budget's state to a power cut only refills it.
@@ -426,8 +436,7 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._connections_lock:
-            connections, self._connections = self._connections, []
+            connections, self._connections, self._idle = self._connections, [], deque()
         for connection in connections:
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
-        self._local = threading.local()
