@@ -77,11 +77,15 @@ def _check_transport(environ: dict, max_body_bytes: int) -> int | None:
 
 def _read_body(environ: dict, length: int | None, max_body_bytes: int) -> bytes:
     stream = environ["wsgi.input"]
-    if length is not None:
-        return stream.read(length) if length else b""
-    if not environ.get("wsgi.input_terminated"):
-        return b""  # neither a length nor a server that ends the stream: reading could block forever
-    body = stream.read(max_body_bytes + 1)  # chunked: one byte past the limit tells "over" from "exactly at"
+    try:
+        if length is not None:
+            return stream.read(length) if length else b""
+        if not environ.get("wsgi.input_terminated"):
+            return b""  # neither a length nor a server that ends the stream: reading could block forever
+        body = stream.read(max_body_bytes + 1)  # chunked: one byte past the limit tells "over" from "exactly at"
+    except OSError:
+        # The server's read timed out (the body stalled) or the connection broke: the client's doing.
+        raise MalformedRequest("body_incomplete", "the body stopped arriving") from None
     if len(body) > max_body_bytes:
         raise PayloadTooLarge()
     return body
