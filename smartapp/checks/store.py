@@ -8,6 +8,7 @@ import time
 from typing import Mapping
 
 from smartapp.checks import FAIL, OK, WARN, Finding
+from smartapp.checks.persistence import FSYNC_COSTS, persistence_findings
 from smartapp.commands.environment import CommandError, open_existing_store
 from smartapp.ephemeral import ephemeral_disk_reason
 from smartapp.errors import SmartAppError
@@ -64,7 +65,8 @@ def redis_findings(store: Store) -> list[Finding]:
     client = store.client  # type: ignore[attr-defined]
     found = []
     try:
-        config = {**client.config_get("appendonly"), **client.config_get("maxmemory-policy")}
+        config = {**client.config_get("appendonly"), **client.config_get("appendfsync"),
+                  **client.config_get("maxmemory-policy")}
     except redis.exceptions.ResponseError:
         config = None
     except redis.exceptions.RedisError as error:
@@ -75,17 +77,16 @@ def redis_findings(store: Store) -> list[Finding]:
                              "maxmemory-policy noeviction"))
     else:
         appendonly = _text(config.get(b"appendonly", config.get("appendonly")))
+        appendfsync = _text(config.get(b"appendfsync", config.get("appendfsync")))
         policy = _text(config.get(b"maxmemory-policy", config.get("maxmemory-policy")))
-        if appendonly != "yes":
-            found.append(Finding(WARN, "redis durability", f"appendonly is {appendonly!r}: a crash loses the writes "
-                                 "since the last snapshot, and a just-rotated refresh token with them",
-                                 "CONFIG SET appendonly yes, and appendonly yes in redis.conf"))
+        found += persistence_findings(appendonly, appendfsync)
         if policy != "noeviction":
             found.append(Finding(FAIL, "redis durability", f"maxmemory-policy is {policy!r}: under memory pressure "
                                  "Redis deletes keys, and an evicted refresh token cannot be recovered",
                                  "CONFIG SET maxmemory-policy noeviction, and the same in redis.conf"))
         if not found:
-            found.append(Finding(OK, "redis durability", "appendonly yes, maxmemory-policy noeviction"))
+            found.append(Finding(OK, "redis durability", f"appendonly yes, appendfsync {appendfsync} "
+                                 f"({FSYNC_COSTS[appendfsync]}), maxmemory-policy noeviction"))
     try:
         seconds, micros = client.time()
         skew = time.time() - (seconds + micros / 1e6)
