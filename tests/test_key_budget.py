@@ -11,15 +11,7 @@ from smartapp.keys import KeyResolver
 from smartapp.store import open_store
 from smartapp.store.cipher import TokenCipher
 from tests.conftest import TOKEN_KEY
-from tests.fakes.keyserver import KeyServer
-from tests.test_keys import key_id
-
-
-@pytest.fixture
-def server():
-    keys = KeyServer().start()
-    yield keys
-    keys.stop()
+from tests.test_keys import key_id, server  # noqa: F401 - `server` is the loopback key server fixture
 
 
 @pytest.fixture

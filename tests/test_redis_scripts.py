@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import secrets
-import socket
 import threading
 import time
 
@@ -16,6 +15,7 @@ from smartapp.store import ReplayState
 from smartapp.store.cipher import TokenCipher
 from smartapp.store.redis_store import RedisStore, make_redis_client
 from tests.conftest import TOKEN_KEY
+from tests.fakes.redis_proxy import ReplyCutter
 
 
 def marker() -> str:
@@ -137,61 +137,6 @@ def test_many_threads_claiming_one_marker_at_once_get_exactly_one_true(store):
         thread.join(30)
     assert len(outcomes) == threads
     assert outcomes.count(True) == 1
-
-
-class ReplyCutter:
-    """A loopback TCP proxy to Redis that, once armed, lets one EVALSHA run and then cuts the connection before its reply."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
-        self.armed = threading.Event()
-        self.cut = threading.Event()
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                downstream, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.port))
-            self.sockets += [downstream, upstream]
-            cut_next_reply = threading.Event()
-            threading.Thread(target=self._requests, args=(downstream, upstream, cut_next_reply), daemon=True).start()
-            threading.Thread(target=self._replies, args=(upstream, downstream, cut_next_reply), daemon=True).start()
-
-    def _requests(self, downstream: socket.socket, upstream: socket.socket, cut_next_reply: threading.Event) -> None:
-        try:
-            while data := downstream.recv(65536):
-                if b"EVALSHA" in data and self.armed.is_set():
-                    self.armed.clear()
-                    cut_next_reply.set()  # before the command leaves, so its reply cannot slip through
-                upstream.sendall(data)
-        except OSError:
-            pass
-
-    def _replies(self, upstream: socket.socket, downstream: socket.socket, cut_next_reply: threading.Event) -> None:
-        try:
-            while data := upstream.recv(65536):
-                if cut_next_reply.is_set():
-                    self.cut.set()
-                    break
-                downstream.sendall(data)
-        except OSError:
-            pass
-        for sock in (downstream, upstream):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.listener.close()
-        for sock in self.sockets:
-            sock.close()
 
 
 def test_a_claim_whose_reply_was_lost_is_still_reported_as_claimed(redis_server, redis_url, admin):

@@ -1,4 +1,4 @@
-"""A loopback TCP proxy to Redis that can hold back one command, so a test can act while it is in flight."""
+"""Loopback TCP proxies to Redis that interfere with chosen commands: hold one back, or cut off its reply."""
 
 from __future__ import annotations
 
@@ -6,21 +6,24 @@ import socket
 import threading
 
 
-class HoldingProxy:
-    """Forwards every connection to Redis; the first request containing `hold_pattern` is never forwarded.
+class RedisProxy:
+    """Forwards every connection to Redis; subclasses decide, chunk by chunk, what goes through."""
 
-    `held` is set once that request has arrived: its sender is then stuck waiting for a reply.
-    """
-
-    def __init__(self, redis_port: int, hold_pattern: bytes) -> None:
+    def __init__(self, redis_port: int) -> None:
         self.redis_port = redis_port
-        self.hold_pattern = hold_pattern
-        self.held = threading.Event()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def request(self, data: bytes, connection: dict) -> bool:
+        """Whether this chunk from the client goes on to Redis (`connection` is that connection's own state)."""
+        return True
+
+    def reply(self, data: bytes, connection: dict) -> bool:
+        """Whether this chunk from Redis goes back to the client; False closes the connection instead."""
+        return True
 
     def _accept(self) -> None:
         while True:
@@ -31,34 +34,22 @@ class HoldingProxy:
             upstream = socket.create_connection(("127.0.0.1", self.redis_port))
             with self._lock:
                 self._sockets += [downstream, upstream]
-            threading.Thread(target=self._requests, args=(downstream, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, downstream), daemon=True).start()
+            connection: dict = {}
+            threading.Thread(target=self._pipe, args=(downstream, upstream, self.request, connection),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, downstream, self.reply, connection),
+                             daemon=True).start()
 
-    def _requests(self, downstream: socket.socket, upstream: socket.socket) -> None:
-        try:
-            while data := downstream.recv(65536):
-                with self._lock:
-                    hold = not self.held.is_set() and self.hold_pattern in data
-                    if hold:
-                        self.held.set()
-                if hold:
-                    continue  # swallowed: Redis never sees it, the caller waits for a reply
-                upstream.sendall(data)
-        except OSError:
-            pass
-        self._close(downstream, upstream)
-
-    def _pipe(self, source: socket.socket, target: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, target: socket.socket, passes, connection: dict) -> None:
         try:
             while data := source.recv(65536):
-                target.sendall(data)
+                if passes(data, connection):
+                    target.sendall(data)
+                elif passes == self.reply:
+                    break
         except OSError:
             pass
-        self._close(source, target)
-
-    @staticmethod
-    def _close(*sockets: socket.socket) -> None:
-        for sock in sockets:
+        for sock in (source, target):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -70,3 +61,43 @@ class HoldingProxy:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
             sock.close()
+
+
+class HoldingProxy(RedisProxy):
+    """The first request containing `hold_pattern` is never forwarded: its sender waits for a reply.
+
+    `held` is set once that request has arrived.
+    """
+
+    def __init__(self, redis_port: int, hold_pattern: bytes) -> None:
+        self.hold_pattern = hold_pattern
+        self.held = threading.Event()
+        super().__init__(redis_port)
+
+    def request(self, data: bytes, connection: dict) -> bool:
+        with self._lock:
+            hold = not self.held.is_set() and self.hold_pattern in data
+            if hold:
+                self.held.set()
+        return not hold
+
+
+class ReplyCutter(RedisProxy):
+    """Once armed, lets one EVALSHA run on Redis and then cuts the connection before its reply."""
+
+    def __init__(self, redis_port: int) -> None:
+        self.armed = threading.Event()
+        self.cut = threading.Event()
+        super().__init__(redis_port)
+
+    def request(self, data: bytes, connection: dict) -> bool:
+        if b"EVALSHA" in data and self.armed.is_set():
+            self.armed.clear()
+            connection["cut_next_reply"] = True  # before the command leaves, so its reply cannot slip through
+        return True
+
+    def reply(self, data: bytes, connection: dict) -> bool:
+        if connection.get("cut_next_reply"):
+            self.cut.set()
+            return False
+        return True
