@@ -502,7 +502,8 @@ def measure(target: Target, scenarios: list[Scenario], *, key: TestKey, keys: Ke
             measured.append(("any (200)" if target.kind == "floor" else scenario.name, result))
             print(f"  {target.name:<22} {scenario.name:<20} {result['rps']:>8.0f} req/s", flush=True)
         events = next((s.file for s in scenarios if s.name == "signed EVENT"), None)
-        if args.slow_clients and target.kind == "smartapp" and events is not None:
+        # Slow clients once per target (the first round): they pass or fail, and take a while.
+        if args.slow_clients and target.kind == "smartapp" and events is not None and (target.name, "body") not in slow:
             signed = slow_clients.read_requests(events, limit=int(args.slow_duration * SLOW_RATE) + 1)
             for mode in ("headers", "body"):
                 admin.flushall()
