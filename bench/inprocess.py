@@ -100,8 +100,8 @@ def without(app: Flask, parts: list[str]) -> None:
     if "claim" in parts:
         from smartapp.store import ReplayState
 
-        services.store.claim = lambda marker, owner, lease_seconds: ReplayState.CLAIMED
-        services.store.complete = lambda marker, ttl_seconds: None
+        services.store.claim = lambda marker, owner, lease_seconds, installed_app_id=None: ReplayState.CLAIMED
+        services.store.complete = lambda marker, ttl_seconds, installed_app_id=None: None
     if "rsa" in parts:
         import smartapp.signature as signature
         signature.verify_rsa = lambda key, sig, message: None

@@ -5,6 +5,7 @@ from smartapp.app import create_app
 from smartapp.application import SmartApp
 from smartapp.config_values import ConfigValueError, ConfigValues, DeviceList, DeviceRef
 from smartapp.context import Context
+from smartapp.errors import ReauthRequired, SmartAppError, StoreUnavailable, UnknownInstallation
 from smartapp.linked_account import LinkedAccount
 from smartapp.pages import Page, Section
 from smartapp.proactive import installation
@@ -12,5 +13,6 @@ from smartapp.state import InstallationState
 
 __all__ = [
     "ApiError", "ConfigValueError", "ConfigValues", "Context", "DeviceList", "DeviceRef", "InstallationState",
-    "LinkedAccount", "Page", "Section", "SmartApp", "SmartThingsApi", "create_app", "installation",
+    "LinkedAccount", "Page", "ReauthRequired", "Section", "SmartApp", "SmartAppError", "SmartThingsApi",
+    "StoreUnavailable", "UnknownInstallation", "create_app", "installation",
 ]

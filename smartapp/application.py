@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from smartapp.context import Context
 from smartapp.i18n import Locales, load_locales
-from smartapp.pages import Page, scopes_of
+from smartapp.pages import Page
 
 
 LifecycleHook = Callable[[Context], None]
@@ -63,7 +63,12 @@ class SmartApp:
     # --- registration ---------------------------------------------------------------------------
 
     def page(self, page_id: str) -> Callable[[F], F]:
-        """Register a configuration page; the first one registered is the one SmartThings opens first."""
+        """Register a configuration page; the first one registered is the one SmartThings opens first.
+
+        Pages link up in the order they are registered (each one's Next leads to the one registered after
+        it, the last completes the install); a handler changes that with `page.next_page`,
+        `page.previous_page` and `page.complete`, e.g. for a page reached only through a PAGE setting.
+        """
         if not _NAME.match(page_id):
             raise ValueError(f"page id {page_id!r} must be 1-36 letters, digits, '.' or '-'")
         return self._register(self.pages, page_id, "page")
@@ -89,7 +94,10 @@ class SmartApp:
         return fn
 
     def subscription(self, name: str) -> Callable[[F], F]:
-        """Handle DEVICE_EVENTs of the subscriptions named `name` (or `name_<n>`, one per device)."""
+        """Handle DEVICE_EVENTs of the subscriptions named `name` (or `name_<n>`, one per device).
+
+        Only device events carry a subscription name: mode, health, arm-state and scene events go to
+        `@app.event(...)` whatever their subscription was called."""
         if not _NAME.match(name):
             raise ValueError(f"subscription name {name!r} must be 1-36 letters, digits, '.' or '-' "
                              "(no '_': `_<n>` numbers the devices)")
@@ -141,16 +149,6 @@ class SmartApp:
         """Scopes beyond what the device settings grant: the app's own, plus what its event types need."""
         derived = {EVENT_TYPE_SCOPES[event_type] for event_type in self.event_handlers}
         return sorted({*self.permissions, *(scope for scope in derived if scope)})
-
-    def scopes(self, context: Context) -> list[str]:
-        """Every app scope, including those the pages' settings imply (for the app's registration)."""
-        pages = []
-        for page_id in self.pages:
-            try:
-                pages.append(self.render(page_id, context))
-            except Exception:  # noqa: BLE001 - a page that needs a live installation adds no static scope
-                continue
-        return sorted({*self.initialize_permissions(), *scopes_of(pages)})
 
     def render(self, page_id: str, context: Context) -> Page:
         """Build one page by running its handler with a fresh Page."""

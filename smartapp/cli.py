@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from smartapp import refresh_due
-from smartapp.commands import api_call, check_config, doctor, installations, register, simulate
+from smartapp.commands import api_call, check_config, doctor, installations, refresh_due, register, simulate
 
 EPILOG = "Every command reads the environment and a .env file in the working directory, like the service."
 

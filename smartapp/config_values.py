@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, time as time_of_day
-from typing import Any, Mapping
+from typing import Any, Mapping, overload
 
 _MAX_ID_LENGTH = 128
 
@@ -81,12 +81,24 @@ class ConfigValues:
                 values.append(payload["value"])
         return values
 
+    @overload
+    def string(self, setting_id: str) -> str | None: ...
+
+    @overload
+    def string(self, setting_id: str, default: str) -> str: ...
+
     def string(self, setting_id: str, default: str | None = None) -> str | None:
         values = self.strings(setting_id)
         return values[0] if values else default
 
+    @overload
+    def number(self, setting_id: str) -> float | None: ...
+
+    @overload
+    def number(self, setting_id: str, default: float) -> float: ...
+
     def number(self, setting_id: str, default: float | None = None) -> float | None:
-        """A NUMBER or DECIMAL setting; whole numbers come back as int."""
+        """A NUMBER or DECIMAL setting (`default` when it is not set); whole numbers come back as int."""
         text = self.string(setting_id)
         if text is None:
             return default

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,6 +31,10 @@ def services_for(config: Mapping[str, Any] | None = None, *, app: SmartApp | Non
         if key not in _services:
             settings = Settings.from_env(merged_environment(config))
             problems = settings.problems()
+            if settings.store_kind == "sqlite" and not os.path.exists(settings.db_path):
+                # Run from another directory, a relative path would otherwise make a new, empty store.
+                problems.append(f"no embedded store at {os.path.abspath(settings.db_path)}: run from the service's "
+                                "directory or set SMARTAPP_DB_PATH (or REDIS_URL) as the service has it")
             if problems:
                 raise ConfigError(problems)
             _services[key] = build_services(settings, app=app)

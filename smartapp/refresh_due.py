@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import multiprocessing
-import re
-import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 
+from smartapp import logs
 from smartapp.deadline import Deadline
 from smartapp.errors import SmartAppError
+from smartapp.oauth import build_provider
+from smartapp.outbound import size_pool
 from smartapp.settings import ConfigError, Settings
-from smartapp.store import Installation, Store
-from smartapp.tokens import KINDS, TokenKeeper, TokenKind, expires_within
+from smartapp.smartthings import SmartThingsClient
+from smartapp.store import Installation, Store, open_store
+from smartapp.tokens import KINDS, TokenKeeper, TokenKind, build_keeper, expires_within
+from smartapp.wiring import build_cipher
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +60,12 @@ class RefreshReport:
 
 
 def is_due(record: Installation, kind: TokenKind, *, now: float, within_seconds: float) -> bool:
-    if getattr(record, kind.refresh) is None or record.reauth_required == kind.rejected:
+    pair = kind.pair(record)
+    if pair.refresh_token is None or record.reauth_required == kind.rejected:
         return False
     if expires_within(record, kind, within_seconds, now=now):
         return True
-    issued_at = getattr(record, kind.issued_at)
-    return issued_at is not None and now - issued_at > REFRESH_TOKEN_MAX_AGE
+    return pair.refresh_issued_at is not None and now - pair.refresh_issued_at > REFRESH_TOKEN_MAX_AGE
 
 
 def sweep(*, store: Store, keeper: TokenKeeper, within_seconds: float = DEFAULT_WITHIN_SECONDS,
@@ -138,8 +140,6 @@ def run(*, settings: Settings, within_seconds: float = DEFAULT_WITHIN_SECONDS, c
         return _sweep_in_this_process(settings, None, within_seconds, concurrency, clock)
     if clock is not time.time:
         raise ValueError("a sweep over several processes runs on the wall clock")
-    from smartapp.oauth import build_provider
-
     build_provider(settings)  # a provider it cannot build is a ConfigError (exit 2) here, not a dead process
     store = _open_store(settings, clock)
     try:
@@ -155,8 +155,6 @@ def _sweep_in_processes(settings: Settings, ids: list[str], within_seconds: floa
     shards = [shard for shard in (ids[index::processes] for index in range(processes)) if shard]
     # spawn, not fork: the caller may run threads (a fork copies their locks mid-use).
     context = multiprocessing.get_context("spawn")
-    from smartapp import logs
-
     # A spawned process starts with no log handlers: it logs like this one, or not at all.
     log_format = settings.log_format if logs.configured() else None
     # One process per shard, each joined on its own: if one dies, the others finish their refreshes
@@ -201,8 +199,6 @@ def _sweep_shard(sender: Connection, settings: Settings, ids: list[str], within_
                  log_format: str | None) -> None:
     """A sweep process: sweep `ids`, send the report back to the parent."""
     if log_format is not None:
-        from smartapp import logs
-
         logs.configure(log_format)
     report = _sweep_in_this_process(settings, ids, within_seconds, concurrency, time.time)
     try:
@@ -214,21 +210,13 @@ def _sweep_shard(sender: Connection, settings: Settings, ids: list[str], within_
 
 
 def _open_store(settings: Settings, clock: Callable[[], float]) -> Store:
-    from smartapp.wiring import build_cipher
-    from smartapp.store import open_store
-
     return open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path, cipher=build_cipher(settings),
-                      clock=clock)
+                      clock=clock, redis_options=settings.redis_options())
 
 
 def _sweep_in_this_process(settings: Settings, ids: list[str] | None, within_seconds: float, concurrency: int,
                            clock: Callable[[], float]) -> RefreshReport:
     """Sweep `ids` (None: every installation) with this process's own store connections and HTTP sessions."""
-    from smartapp.oauth import build_provider
-    from smartapp.outbound import size_pool
-    from smartapp.smartthings import SmartThingsClient
-    from smartapp.tokens import build_keeper
-
     provider = build_provider(settings)
     store = _open_store(settings, clock)
     try:
@@ -239,68 +227,3 @@ def _sweep_in_this_process(settings: Settings, ids: list[str] | None, within_sec
                      ids=ids)
     finally:
         store.close()
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)\Z")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration(text: str) -> float:
-    """`3600`, `90m`, `1h`, `2d` -> seconds (argparse type)."""
-    match = _DURATION.match(text.strip().lower())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 3600, 90m, 1h, 2d)")
-    return float(match.group(1)) * _UNIT[match.group(2)]
-
-
-def _positive(text: str) -> int:
-    """A whole number of at least 1 (argparse type)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
-    return value
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register `refresh-due` on the `smartapp` command's subparsers; it runs `main(args)`."""
-    parser = subparsers.add_parser(
-        "refresh-due", help="refresh tokens that expire soon or whose refresh token is older than 25 days",
-        description="Refresh every installation whose access token expires within --within or whose refresh "
-                    "token is older than 25 days. Safe to run on several hosts at once. Exit status 1 if any "
-                    "refresh failed, 2 on a bad configuration.")
-    parser.add_argument("--within", type=duration, default=float(DEFAULT_WITHIN_SECONDS),
-                        help="refresh access tokens expiring within this time (default 1h)")
-    parser.add_argument("--concurrency", type=_positive, default=8,
-                        help="installations refreshed in parallel, in all (default 8)")
-    parser.add_argument("--processes", type=_positive, default=1,
-                        help="split the sweep over this many processes; one process uses one core, so raise it up "
-                             "to the host's cores when a large sweep is CPU-bound (default 1)")
-    parser.set_defaults(run=main)
-    return parser
-
-
-def main(args: argparse.Namespace) -> int:
-    from smartapp import logs
-
-    try:
-        settings = Settings.from_env()
-        logs.configure(settings.log_format)
-        report = run(settings=settings, within_seconds=args.within, concurrency=args.concurrency,
-                     processes=args.processes)
-    except ConfigError as error:
-        print("configuration problems:", file=sys.stderr)
-        for problem in error.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return 2
-    except SmartAppError as error:
-        print(f"refresh-due: cannot read the store ({error.reason})", file=sys.stderr)
-        return 1
-    print(f"refresh-due: {report.checked} installations checked, {report.refreshed} refreshed, "
-          f"{report.already_fresh} already fresh, {len(report.needs_reauth)} need re-authorisation, "
-          f"{len(report.failures)} failed")
-    for failure in report.failures:
-        print(f"  failed: {failure.installed_app_id} {failure.token_kind}: {failure.reason}", file=sys.stderr)
-    return report.exit_code

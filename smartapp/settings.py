@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from smartapp.store.redis_target import RedisOptions
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
@@ -36,6 +39,9 @@ class Settings:
 
     redis_url: str | None = None
     app: str | None = None  # the developer's SmartApp as module:attribute; unset: the bundled default app
+    redis_ca_cert: str | None = None       # CA certificate(s) for rediss://: PEM text or @path
+    redis_tls_verify: str | None = None    # full, ca or none; unset: full (or the URL's own ssl_* options)
+    redis_wait_replicas: int = 0           # replicas that must have a write before it is acknowledged
     db_path: str = "smartapp.db"
     app_id: str | None = None
     client_id: str | None = None
@@ -89,6 +95,11 @@ class Settings:
                     values[item.name] = int(raw)
                 except ValueError:
                     raise ConfigError([f"{cls.env_name(item.name)} must be a whole number of bytes"]) from None
+            elif item.name == "redis_wait_replicas":
+                try:
+                    values[item.name] = int(raw)
+                except ValueError:
+                    raise ConfigError([f"{cls.env_name(item.name)} must be a whole number of replicas"]) from None
             elif item.name == "dev_mode":
                 values[item.name] = _parse_switch(cls.env_name(item.name), raw)
             else:
@@ -110,6 +121,13 @@ class Settings:
             return Path(self.public_key[1:]).read_text(encoding="utf-8")
         return self.public_key
 
+    def redis_options(self) -> "RedisOptions":
+        """The SMARTAPP_REDIS_* settings as the Redis store takes them."""
+        from smartapp.store.redis_target import RedisOptions
+
+        return RedisOptions(ca_cert=self.redis_ca_cert, tls_verify=self.redis_tls_verify,
+                            wait_replicas=self.redis_wait_replicas)
+
     def problems(self) -> list[str]:
         """Everything wrong with this configuration, each naming the variable and the fix."""
         found: list[str] = []
@@ -125,8 +143,9 @@ class Settings:
         if self.log_format not in ("json", "text"):
             found.append("LOG_FORMAT must be 'json' or 'text'")
         if self.redis_url:
-            if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
-                found.append("REDIS_URL must start with redis://, rediss:// or unix://")
+            from smartapp.store.redis_target import target_problems
+
+            found.extend(target_problems(self.redis_url, self.redis_options()))
             if not self.token_keys:
                 found.append("SMARTAPP_TOKEN_KEYS is required with REDIS_URL: set it to one or more "
                              "comma-separated Fernet keys (python -c 'from cryptography.fernet import "

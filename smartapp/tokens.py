@@ -17,6 +17,7 @@ from smartapp.oauth.provider import Provider
 from smartapp.settings import Settings
 from smartapp.smartthings import SmartThingsClient
 from smartapp.store import Installation, Store
+from smartapp.store.installation import TokenPair
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,11 @@ _CAS_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class TokenKind:
-    """Which Installation fields hold one token pair."""
+    """One kind of token pair: how to read it from a record, and the record fields it is written to."""
 
     name: str
-    access: str
+    pair: Callable[[Installation], TokenPair]
+    access: str            # the field names, for writes (the stored layout stays as it is)
     refresh: str
     expires_at: str
     issued_at: str
@@ -47,10 +49,10 @@ class TokenKind:
 
 
 # SmartThings access tokens last ~24 h (PROTOCOL.md §4.2); refresh tokens 30 days and are single-use.
-SMARTTHINGS = TokenKind("smartthings", "auth_token", "refresh_token", "auth_token_expires_at",
-                        "refresh_token_issued_at", default_lifetime=24 * 3600 - 300)
-PROVIDER = TokenKind("provider", "provider_access_token", "provider_refresh_token", "provider_token_expires_at",
-                     "provider_refresh_token_issued_at")
+SMARTTHINGS = TokenKind("smartthings", lambda record: record.smartthings_tokens, "auth_token", "refresh_token",
+                        "auth_token_expires_at", "refresh_token_issued_at", default_lifetime=24 * 3600 - 300)
+PROVIDER = TokenKind("provider", lambda record: record.provider_tokens, "provider_access_token",
+                     "provider_refresh_token", "provider_token_expires_at", "provider_refresh_token_issued_at")
 KINDS: dict[str, TokenKind] = {kind.name: kind for kind in (SMARTTHINGS, PROVIDER)}
 
 # (the record as read under the lock, timeout in seconds) -> the new grant, or ProviderRejected /
@@ -66,10 +68,10 @@ class Refreshed:
 
 def expires_within(record: Installation, kind: TokenKind, seconds: float, *, now: float) -> bool:
     """True when the access token is missing or expires within `seconds`; no known expiry never expires."""
-    if getattr(record, kind.access) is None:
-        return getattr(record, kind.refresh) is not None
-    expires_at = getattr(record, kind.expires_at)
-    return expires_at is not None and expires_at - now < seconds
+    pair = kind.pair(record)
+    if pair.access_token is None:
+        return pair.refresh_token is not None
+    return pair.expires_at is not None and pair.expires_at - now < seconds
 
 
 class TokenKeeper:
@@ -100,7 +102,7 @@ class TokenKeeper:
         record = self._get(installed_app_id)
         if stale(record):
             record = self.refresh_if(installed_app_id, kind, stale, deadline=deadline).installation
-        token = getattr(record, token_kind.access)
+        token = token_kind.pair(record).access_token
         if token is None:
             raise ReauthRequired(detail=f"no {kind} token stored")
         return token
@@ -110,9 +112,9 @@ class TokenKeeper:
         """An API answered 401 to this access token: refresh unless someone already replaced it."""
         token_kind = KINDS[kind]
         result = self.refresh_if(installed_app_id, kind,
-                                 lambda record: getattr(record, token_kind.access) == rejected_access_token,
+                                 lambda record: token_kind.pair(record).access_token == rejected_access_token,
                                  deadline=deadline)
-        token = getattr(result.installation, token_kind.access)
+        token = token_kind.pair(result.installation).access_token
         if token is None or token == rejected_access_token:
             raise ReauthRequired(detail=f"{kind} token rejected and not replaced")
         return token
@@ -148,7 +150,7 @@ class TokenKeeper:
         if record.reauth_required == kind.rejected:
             # G6: a dead refresh token is not sent again; only UPDATE or a new link clears the flag.
             raise ReauthRequired(detail=f"{kind.name} refresh token already rejected")
-        used = getattr(record, kind.refresh)
+        used = kind.pair(record).refresh_token
         if used is None:
             raise ReauthRequired(detail=f"no {kind.name} refresh token stored")
         refresher = self.refreshers.get(kind.name)
@@ -173,7 +175,7 @@ class TokenKeeper:
             self._log(logging.WARNING, reason, installed_app_id, kind, detail=error.reason)
             raise
         stored = self._store_grant(installed_app_id, kind, record, used, grant, started)
-        return Refreshed(stored, refreshed=getattr(stored, kind.access) == grant.access_token)
+        return Refreshed(stored, refreshed=kind.pair(stored).access_token == grant.access_token)
 
     def _store_grant(self, installed_app_id: str, kind: TokenKind, record: Installation, used: str, grant: Grant,
                      started: float) -> Installation:
@@ -185,7 +187,7 @@ class TokenKeeper:
                 version = self.store.update(installed_app_id, fields, expected_version=base.version)
             except VersionConflict:
                 latest = self.store.get(installed_app_id)
-                if latest is None or getattr(latest, kind.refresh) != used:
+                if latest is None or kind.pair(latest).refresh_token != used:
                     self._log(logging.WARNING, "refresh_superseded", installed_app_id, kind)
                     if latest is None:
                         raise ReauthRequired(detail="installation removed during refresh") from None
@@ -206,7 +208,7 @@ class TokenKeeper:
                 self.store.update(installed_app_id, {"reauth_required": kind.rejected}, expected_version=base.version)
             except VersionConflict:
                 latest = self.store.get(installed_app_id)
-                if latest is None or getattr(latest, kind.refresh) != used:
+                if latest is None or kind.pair(latest).refresh_token != used:
                     return latest
                 base = latest
                 continue

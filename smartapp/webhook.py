@@ -122,7 +122,7 @@ class Webhook:
         settings = services.settings
         # correlationId and requestId are already on every line of this request (logs.RequestIds).
         fields: dict[str, object] = {}
-        claimed: tuple[str, str] | None = None  # (replay marker, our lease's owner)
+        claimed: tuple[str, str, str | None] | None = None  # (replay marker, our lease's owner, installedAppId)
         status, reason, failure = 200, None, None
         try:
             length = _check_transport(environ, settings.max_body_bytes)
@@ -137,18 +137,19 @@ class Webhook:
             fields.update(executionId=_short(lifecycle.execution_id), installedAppId=lifecycle.installed_app_id)
             if verified is not None:
                 owner = secrets.token_hex(8)
-                state = services.store.claim(verified.replay_marker, owner=owner, lease_seconds=CLAIM_LEASE_SECONDS)
+                state = services.store.claim(verified.replay_marker, owner=owner, lease_seconds=CLAIM_LEASE_SECONDS,
+                                             installed_app_id=lifecycle.installed_app_id)
                 if state is ReplayState.DONE:
                     reason = "replay_suppressed"
                     return 200, _json(envelope(lifecycle.name, {}))
                 if state is ReplayState.IN_PROGRESS:
                     raise RequestInProgress()
-                claimed = (verified.replay_marker, owner)
+                claimed = (verified.replay_marker, owner, lifecycle.installed_app_id)
             request = RequestInfo(deadline=Deadline.after(REQUEST_BUDGET_SECONDS),
                                   target_url_of=lambda: _target_url(environ, settings))
             answer = _json(dispatch(lifecycle, services, request))
             if claimed is not None:
-                _complete(services, claimed[0])
+                _complete(services, claimed[0], claimed[2])
             return 200, answer
         except SmartAppError as error:
             status, reason = error.status, error.reason
@@ -184,19 +185,19 @@ class Webhook:
         })
 
 
-def _complete(services: Services, marker: str) -> None:
+def _complete(services: Services, marker: str, installed_app_id: str | None) -> None:
     """The effects are stored: from now on an identical request is a replay."""
     try:
-        services.store.complete(marker, ttl_seconds=REPLAY_TTL_SECONDS)
+        services.store.complete(marker, ttl_seconds=REPLAY_TTL_SECONDS, installed_app_id=installed_app_id)
     except StoreUnavailable:
         # Answered 200 all the same: the work is done, and a retry after the lease would redo it harmlessly.
         log.warning("replay_marker_not_completed", extra={"reason": "store_unavailable"})
 
 
-def _release(services: Services, marker: str, owner: str) -> None:
+def _release(services: Services, marker: str, owner: str, installed_app_id: str | None) -> None:
     """The request failed: let an identical legitimate retry be processed later."""
     try:
-        services.store.release_marker(marker, owner=owner)
+        services.store.release_marker(marker, owner=owner, installed_app_id=installed_app_id)
     except StoreUnavailable:
         pass  # the lease expires on its own
 

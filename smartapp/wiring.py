@@ -42,12 +42,12 @@ def build_services(settings: Settings, *, app: SmartApp | None = None,
         check_app(app)
     smartapp = app if app is not None else load_app(settings.app)
     store = open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path,
-                       cipher=build_cipher(settings), clock=clock)
+                       cipher=build_cipher(settings), clock=clock, redis_options=settings.redis_options())
     try:
         # Keys that cannot read this store must stop the start, not quietly make every token unreadable.
         store.verify_keys()
-    except StoreUnavailable:
-        log.warning("store_unreachable_at_start", extra={"store": store.describe()})
+    except StoreUnavailable as error:
+        log.warning("store_unreachable_at_start", extra={"store": store.describe(), "detail": error.detail})
     smartthings = SmartThingsClient(api_url=settings.api_url,
                                     session=SimulatorAwareSession() if settings.dev_mode else None)
     return Services(

@@ -47,6 +47,41 @@ def redis_url(redis_server):
 
 
 @pytest.fixture(scope="session")
+def redis_cluster_nodes():
+    """A 3-primary Redis Cluster with a replica each, shared by the tests that do not break it."""
+    from tests.fakes.redis_cluster import RedisClusterNodes
+
+    cluster = RedisClusterNodes().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster_nodes):
+    """A URL to one node of the suite's cluster (as a provider gives it), every primary emptied first."""
+    redis_cluster_nodes.flush()
+    return redis_cluster_nodes.url
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_set():
+    """Master, replica and three sentinels, shared by the tests that do not fail it over."""
+    from tests.fakes.redis_sentinel import SentinelSet
+
+    sentinels = SentinelSet().start()
+    yield sentinels
+    sentinels.stop()
+
+
+@pytest.fixture
+def redis_sentinel_url(redis_sentinel_set):
+    """A redis+sentinel:// URL to the suite's Sentinel set, the master emptied first."""
+    with redis_sentinel_set.admin(redis_sentinel_set.master()) as admin:
+        admin.flushall()
+    return redis_sentinel_set.url
+
+
+@pytest.fixture(scope="session")
 def test_key() -> TestKey:
     return TestKey.generate()
 

@@ -128,10 +128,41 @@ def test_a_429_is_waited_out_when_its_reset_fits_the_budget(harness, smartthings
 
 
 def test_a_429_that_does_not_fit_is_logged_and_the_event_still_answered(smartthings, harness_signer, caplog):
-    harness = AppHarness(default_app, smartthings=smartthings, signer=harness_signer)
+    harness = AppHarness(default_app, smartthings=smartthings, signer=harness_signer, strict=False)
     harness.install({"sensors": SENSORS[:1], "lights": ["light-busy"]})
     smartthings.rate_limit_next(1, reset=60)
     with caplog.at_level(logging.WARNING, logger="smartapp"):
         harness.device_event(SENSORS[0], "open")  # raises if the EVENT was not answered 200
     assert commands(smartthings, "light-busy") == []
     assert "smartthings_rate_limited" in [getattr(r, "reason", None) for r in caplog.records]
+
+
+def test_the_harness_fails_a_test_whose_handler_failed(smartthings, harness_signer):
+    harness = AppHarness(default_app, smartthings=smartthings, signer=harness_signer)
+    harness.install({"sensors": SENSORS[:1], "lights": ["light-strict"]})
+    smartthings.rate_limit_next(1, reset=60)
+    with pytest.raises(AssertionError, match="smartthings_rate_limited"):
+        harness.device_event(SENSORS[0], "open")
+    with pytest.raises(AssertionError, match="unknown_schedule"):
+        harness.timer("noSuchSchedule")
+
+
+def test_lights_chosen_without_command_permission_are_refused_like_smartthings_would(smartthings, harness_signer):
+    from smartapp import Context, Page, SmartApp
+
+    forgetful = SmartApp("Forgot rx")
+
+    @forgetful.page("mainPage")
+    def page(ctx: Context, page: Page) -> None:
+        page.section("devices").device("lights", capability="switch")  # "r" only: no command allowed
+
+    @forgetful.execute
+    def switch_on(ctx: Context, parameters: dict) -> dict:
+        ctx.api.devices.send_command(ctx.config.devices("lights"), "switch", "on")
+        return {}
+
+    harness = AppHarness(forgetful, smartthings=smartthings, signer=harness_signer)
+    harness.install({"lights": ["light-no-x"]})
+    with pytest.raises(AssertionError, match="503"):
+        harness.execute({})
+    assert smartthings.commands_for("light-no-x") == []

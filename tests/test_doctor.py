@@ -139,7 +139,7 @@ def test_an_unreachable_redis_fails_without_showing_its_password(tmp_path):
     result = doctor({"REDIS_URL": url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY,
                      "SMARTAPP_CLIENT_SECRET": "doctor-canary-secret"}, tmp_path, "--offline")
     assert result.returncode == 1
-    assert levels(result.stdout, "store") == {"FAIL"} and "did not answer" in result.stdout
+    assert levels(result.stdout, "store") == {"FAIL"} and "requests answer 503" in result.stdout
     for secret in ("doctor-canary", TOKEN_KEY[:8]):
         assert secret not in result.stdout + result.stderr
 
@@ -178,3 +178,25 @@ def test_a_clock_far_from_the_key_servers_fails(cloud):
     assert clock.level == FAIL and "date_out_of_window" in clock.message
     close = key_server(settings, requests.Session(), time.time)
     assert [finding.level for finding in close if finding.topic == "clock"] == [OK]
+
+
+def test_a_url_that_names_a_replica_is_called_out(tmp_path):
+    primary = RedisServer().start()
+    replica = RedisServer("--replicaof", "127.0.0.1", str(primary.port)).start()
+    try:
+        import redis
+
+        with redis.Redis(port=primary.port) as admin:
+            while admin.info("replication")["connected_slaves"] < 1:
+                time.sleep(0.05)
+        result = doctor({"REDIS_URL": replica.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY}, tmp_path, "--offline")
+        assert result.returncode == 1
+        assert levels(result.stdout, "redis deployment") == {"WARN"}
+        assert f"is a replica of 127.0.0.1:{primary.port}" in result.stdout
+        assert "point REDIS_URL at the primary" in result.stdout
+        assert levels(result.stdout, "store") == {FAIL} and "ReadOnlyError" in result.stdout
+        named = doctor({"REDIS_URL": primary.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY}, tmp_path, "--offline")
+        assert "single server: redis redis://127.0.0.1" in named.stdout and "1 replica(s)" in named.stdout
+    finally:
+        replica.stop()
+        primary.stop()

@@ -58,3 +58,25 @@ def test_a_configuration_that_cannot_serve_never_becomes_ready(make_app):
     # "config valid" is checked before the app exists: a bad configuration has no /readyz to answer 200.
     with pytest.raises(ConfigError):
         make_app("sqlite", SMARTAPP_KEY_SERVER="ftp://nowhere")
+
+
+def test_ready_means_writable_so_a_full_redis_or_a_replica_is_not_ready(make_app, private_redis):
+    import redis
+
+    client = make_app("redis", REDIS_URL=private_redis.url).test_client()
+    assert client.get("/readyz").status_code == 200
+    admin = redis.Redis.from_url(private_redis.url)
+    primary = RedisServer().start()
+    try:
+        admin.config_set("maxmemory", "1")  # answers PING, refuses writes (noeviction)
+        full = client.get("/readyz")
+        assert full.status_code == 503 and full.headers["Retry-After"]
+        admin.config_set("maxmemory", "0")
+        assert client.get("/readyz").status_code == 200
+        admin.replicaof("127.0.0.1", primary.port)  # demoted: reads work, writes do not
+        assert client.get("/readyz").status_code == 503
+        admin.replicaof("NO", "ONE")
+        assert client.get("/readyz").status_code == 200
+    finally:
+        admin.close()
+        primary.stop()

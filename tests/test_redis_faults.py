@@ -60,7 +60,8 @@ def test_client_configuration_is_explicit():
     assert "pw-canary" not in store.describe()
     tls = RedisStore(make_redis_client("rediss://user:pw-canary@cache.example:6380/2"),
                      TokenCipher([Fernet.generate_key().decode()]))
-    assert tls.describe() == "redis rediss://cache.example:6380/2"
+    assert tls.describe() == ("redis rediss://cache.example:6380/2 (TLS verify full), not connected yet "
+                              "(single server or cluster is found at first connection)")
 
 
 def test_never_started_server_is_unavailable_fast(cipher):
@@ -148,3 +149,33 @@ def test_wrong_password_is_unavailable(private_server, cipher):
     right = RedisStore(make_redis_client(url.format("right-password")), cipher)
     right.ping()
     assert "right-password" not in right.describe()
+
+
+def test_a_write_no_replica_confirms_is_503_and_an_unconfirmed_claim_is_taken_back(cipher):
+    primary = RedisServer().start()
+    replica = RedisServer("--replicaof", "127.0.0.1", str(primary.port)).start()
+    admin = redis.Redis.from_url(primary.url)
+    try:
+        while admin.info("replication").get("slave0", {}).get("state") != "online":
+            time.sleep(0.05)
+        store = RedisStore(make_redis_client(primary.url), cipher, wait_replicas=1)
+        assert store.claim("1" * 64, owner="first", lease_seconds=300) is ReplayState.CLAIMED
+        store.ping()
+        replica.pause()  # connected, never acknowledging
+        try:
+            for call in (lambda: store.claim("2" * 64, owner="unconfirmed", lease_seconds=300),
+                         lambda: store.update(IAID, {"locale": "en"}),
+                         store.ping):
+                with pytest.raises(StoreUnavailable) as caught:
+                    call()
+                assert caught.value.detail == "redis: WAIT confirmed 0 of 1 replicas"
+        finally:
+            replica.resume()
+        # The claim answered 503 was taken back, so SmartThings' retry of that request is processed.
+        assert store.claim("2" * 64, owner="retry", lease_seconds=300) is ReplayState.CLAIMED
+        assert store.claim("1" * 64, owner="replay", lease_seconds=300) is ReplayState.IN_PROGRESS
+        store.close()
+    finally:
+        admin.close()
+        replica.stop()
+        primary.stop()

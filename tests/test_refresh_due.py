@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from smartapp import refresh_due
+from smartapp.commands import refresh_due as refresh_due_command
 from smartapp.settings import ConfigError, Settings
 from smartapp.store import TokenCipher, open_store
 from tests.conftest import ST_CLIENT_ID, ST_CLIENT_SECRET, TOKEN_KEY
@@ -313,15 +314,15 @@ def test_the_subcommand_exits_1_on_failure_and_2_on_bad_configuration(environmen
 @pytest.mark.parametrize("text,seconds", [("3600", 3600), ("90m", 5400), ("1h", 3600), ("2d", 172800),
                                           ("1.5h", 5400), ("30s", 30)])
 def test_durations(text, seconds):
-    assert refresh_due.duration(text) == seconds
+    assert refresh_due_command.duration(text) == seconds
 
 
 @pytest.mark.parametrize("arguments", [["--within", "soon"], ["--processes", "0"], ["--processes", "two"],
                                        ["--concurrency", "-1"]])
 def test_bad_arguments_are_usage_errors(arguments):
     parser = argparse.ArgumentParser()
-    refresh_due.add_parser(parser.add_subparsers(dest="command"))
+    refresh_due_command.add_parser(parser.add_subparsers(dest="command"))
     with pytest.raises(SystemExit):
         parser.parse_args(["refresh-due", *arguments])
     args = parser.parse_args(["refresh-due"])
-    assert args.within == 3600 and args.concurrency == 8 and args.run is refresh_due.main
+    assert args.within == 3600 and args.concurrency == 8 and args.run is refresh_due_command.main

@@ -19,6 +19,7 @@ from cryptography.fernet import Fernet
 from smartapp.errors import StoreUnavailable, VersionConflict
 from smartapp.store import SECRET_FIELDS, Installation, LinkAttempt, ReplayState, Store, open_store
 from smartapp.store.cipher import CorruptRecord, TokenCipher
+from smartapp.store.redis_clients import primary_clients
 from smartapp.store.redis_store import RedisStore, make_redis_client
 from smartapp.store.sqlite_store import SqliteStore
 from tests.fakes.clock import FakeClock
@@ -58,9 +59,12 @@ def cipher(key) -> TokenCipher:
     return TokenCipher([key])
 
 
-def redis_backend(redis_url: str, redis_server, cipher: TokenCipher, clock: FakeClock, opened: list) -> Backend:
-    raw = redis.Redis.from_url(redis_url)
+def redis_backend(redis_url: str, data_dirs: list[str], cipher: TokenCipher, clock: FakeClock,
+                  opened: list) -> Backend:
+    """`data_dirs`: where the servers holding the data (the one server, each cluster primary) keep their files."""
+    raw = make_redis_client(redis_url)  # one server, a cluster, or the Sentinel's master, like the store's
     opened.append(raw)
+    primaries = primary_clients(raw)
 
     def reopen(other: TokenCipher) -> Store:
         store = RedisStore(make_redis_client(redis_url), other, clock=clock)
@@ -76,20 +80,21 @@ def redis_backend(redis_url: str, redis_server, cipher: TokenCipher, clock: Fake
 
     def raw_bytes() -> bytes:
         chunks = []
-        for key in raw.scan_iter(count=500):
-            chunks.append(key)
-            kind = raw.type(key)
-            if kind == b"hash":
-                for name, value in raw.hgetall(key).items():
-                    chunks += [name, value]
-            elif kind == b"string":
-                chunks.append(raw.get(key))
-        raw.save()  # the RDB file too, as an operator's backup would hold it
-        chunks.append((Path(redis_server.dir) / "dump.rdb").read_bytes())
+        for primary in primaries:
+            for key in primary.scan_iter(count=500):
+                chunks.append(key)
+                kind = primary.type(key)
+                if kind == b"hash":
+                    for name, value in primary.hgetall(key).items():
+                        chunks += [name, value]
+                elif kind == b"string":
+                    chunks.append(primary.get(key))
+            primary.save()  # the RDB files too, as an operator's backup would hold them
+        chunks += [(Path(directory) / "dump.rdb").read_bytes() for directory in data_dirs]
         return b"\n".join(chunks)
 
     def leftovers(iaid: str) -> list:
-        return list(raw.scan_iter(match=f"*{{{iaid}}}*", count=500))
+        return [key for primary in primaries for key in primary.scan_iter(match=f"*{{{iaid}}}*", count=500)]
 
     return Backend("redis", reopen(cipher), clock, reopen, raw_secret, put_raw_secret, raw_bytes, leftovers)
 
@@ -134,12 +139,21 @@ def sqlite_backend(path: Path, cipher: TokenCipher, clock: FakeClock, opened: li
     return Backend("sqlite", reopen(cipher), clock, reopen, raw_secret, put_raw_secret, raw_bytes, leftovers)
 
 
-@pytest.fixture(params=["redis", "sqlite"])
+@pytest.fixture(params=["redis", "sqlite", pytest.param("redis-cluster", marks=pytest.mark.slow),
+                        pytest.param("redis-sentinel", marks=pytest.mark.slow)])
 def backend(request, tmp_path, cipher) -> Backend:
     clock = FakeClock()
     opened: list = []
     if request.param == "redis":
-        made = redis_backend(request.getfixturevalue("redis_url"), request.getfixturevalue("redis_server"),
+        made = redis_backend(request.getfixturevalue("redis_url"), [request.getfixturevalue("redis_server").dir],
+                             cipher, clock, opened)
+    elif request.param == "redis-cluster":
+        nodes = request.getfixturevalue("redis_cluster_nodes")
+        made = redis_backend(request.getfixturevalue("redis_cluster_url"), [server.dir for server in nodes.primaries],
+                             cipher, clock, opened)
+    elif request.param == "redis-sentinel":
+        sentinels = request.getfixturevalue("redis_sentinel_set")
+        made = redis_backend(request.getfixturevalue("redis_sentinel_url"), [sentinels.master().dir],
                              cipher, clock, opened)
     else:
         made = sqlite_backend(tmp_path / "data" / "smartapp.sqlite3", cipher, clock, opened)
@@ -394,6 +408,18 @@ def test_replay_release_lets_a_retry_through_and_only_the_holder_releases(store)
     store.release_marker(marker, owner="retry")  # a done marker is not released
     assert store.claim(marker, owner="later", lease_seconds=30) is ReplayState.DONE
     store.release_marker("d" * 64, owner="first")  # releasing an unknown marker is harmless
+
+
+def test_replay_claim_kept_with_its_installation(store, backend, cipher):
+    marker = "9" * 64
+    assert store.claim(marker, owner="first", lease_seconds=30, installed_app_id=IAID) is ReplayState.CLAIMED
+    assert backend.reopen(cipher).claim(marker, owner="second", lease_seconds=30,
+                                        installed_app_id=IAID) is ReplayState.IN_PROGRESS
+    store.release_marker(marker, owner="first", installed_app_id=IAID)
+    assert store.claim(marker, owner="retry", lease_seconds=30, installed_app_id=IAID) is ReplayState.CLAIMED
+    store.complete(marker, ttl_seconds=300, installed_app_id=IAID)
+    assert store.claim(marker, owner="replay", lease_seconds=30, installed_app_id=IAID) is ReplayState.DONE
+    assert backend.leftovers(IAID) == []  # the marker does not name the installation
 
 
 def test_a_lease_whose_holder_died_runs_out_and_the_retry_is_processed(store, backend):

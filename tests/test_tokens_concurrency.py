@@ -10,7 +10,7 @@ import time
 import pytest
 
 from smartapp.deadline import Deadline
-from smartapp.oauth.provider import build_provider
+from smartapp.oauth.factory import build_provider
 from smartapp.settings import Settings
 from smartapp.store import TokenCipher, open_store
 from smartapp.smartthings import SmartThingsClient

@@ -98,6 +98,8 @@ class Subscriptions:
                                           location_id=self._installation.location_id())
 
     def subscribe_to_modes(self, name: str) -> str:
+        """The location's mode changes; they arrive as MODE_EVENTs at `@app.event("MODE_EVENT")` (event
+        types other than device events are routed by type, not by this name)."""
         return self._create("MODE", {"locationId": self._installation.location_id(), "subscriptionName": name})
 
     def subscribe_to_device_health(self, name: str, devices: Iterable[Device] | None = None) -> str:

@@ -1,23 +1,17 @@
-"""Doctor checks of the token store: reachable, readable with the keys, durable, on a disk that persists."""
+"""Doctor checks of the token store: writable, readable with the keys, durable, on a disk that persists."""
 
 from __future__ import annotations
 
 import os
 import stat
-import time
 from typing import Mapping
 
 from smartapp.checks import FAIL, OK, WARN, Finding
-from smartapp.checks.persistence import FSYNC_COSTS, persistence_findings
 from smartapp.commands.environment import CommandError, open_existing_store
 from smartapp.ephemeral import ephemeral_disk_reason
 from smartapp.errors import SmartAppError
 from smartapp.settings import Settings
 from smartapp.store import CorruptRecord, Store
-
-# Redis' clock dates the write scripts' deadlines; a few seconds apart is worth knowing about.
-REDIS_CLOCK_TOLERANCE = 5.0
-
 
 def store_findings(settings: Settings, environ: Mapping[str, str]) -> list[Finding]:
     found = disk_findings(settings, environ) if settings.store_kind == "sqlite" else []
@@ -36,18 +30,35 @@ def store_findings(settings: Settings, environ: Mapping[str, str]) -> list[Findi
         return found + [Finding(FAIL, "store", f"cannot open the store ({_reason(error)})",
                                 "check REDIS_URL / SMARTAPP_DB_PATH and SMARTAPP_TOKEN_KEYS")]
     try:
-        return found + reachability(store) + (redis_findings(store) if settings.store_kind == "redis" else [])
+        if settings.store_kind == "sqlite":
+            return found + reachability(store)
+        return found + redis_store_findings(store, wait_replicas=settings.redis_wait_replicas)
     finally:
         store.close()
 
 
-def reachability(store: Store) -> list[Finding]:
+def redis_store_findings(store: Store, *, wait_replicas: int) -> list[Finding]:
+    from smartapp.checks.redis import deployment_findings, durability_findings, unreachable_fix
+
+    reached = reachability(store, unreachable_fix=unreachable_fix)
+    if any(finding.level == FAIL and finding.topic == "store" for finding in reached):
+        try:  # a replica or a cluster that is down still says what it is
+            return deployment_findings(store, wait_replicas=wait_replicas) + reached  # type: ignore[arg-type]
+        except SmartAppError:
+            return reached
+    return deployment_findings(store, wait_replicas=wait_replicas) + reached + \
+        durability_findings(store)  # type: ignore[arg-type]
+
+
+def reachability(store: Store, *, unreachable_fix=None) -> list[Finding]:
     where = store.describe()  # never contains a password
     try:
         store.ping()
     except SmartAppError as error:
-        return [Finding(FAIL, "store", f"{where} did not answer ({_reason(error)}): requests answer 503",
-                        "check the URL, that the server runs, the network/firewall, and TLS for rediss://")]
+        fix = unreachable_fix(error.detail) if unreachable_fix else \
+            "check the URL, that the server runs, the network/firewall, and TLS for rediss://"
+        return [Finding(FAIL, "store", f"{where} did not take a write ({_reason(error)}): requests answer 503",
+                        fix)]
     try:
         store.verify_keys()
     except CorruptRecord:
@@ -57,45 +68,6 @@ def reachability(store: Store) -> list[Finding]:
         return [Finding(FAIL, "store", f"{where} failed the key check ({_reason(error)})")]
     count = sum(1 for _ in store.installed_app_ids())
     return [Finding(OK, "store", f"{where}: reachable, keys match, {count} installation(s)")]
-
-
-def redis_findings(store: Store) -> list[Finding]:
-    import redis
-
-    client = store.client  # type: ignore[attr-defined]
-    found = []
-    try:
-        config = {**client.config_get("appendonly"), **client.config_get("appendfsync"),
-                  **client.config_get("maxmemory-policy")}
-    except redis.exceptions.ResponseError:
-        config = None
-    except redis.exceptions.RedisError as error:
-        return [Finding(WARN, "redis durability", f"could not read the settings ({type(error).__name__})")]
-    if config is None:
-        found.append(Finding(WARN, "redis durability", "CONFIG is disabled (usual on managed Redis), so the "
-                             "settings cannot be read", "in the provider's dashboard: persistence (AOF) on and "
-                             "maxmemory-policy noeviction"))
-    else:
-        appendonly = _text(config.get(b"appendonly", config.get("appendonly")))
-        appendfsync = _text(config.get(b"appendfsync", config.get("appendfsync")))
-        policy = _text(config.get(b"maxmemory-policy", config.get("maxmemory-policy")))
-        found += persistence_findings(appendonly, appendfsync)
-        if policy != "noeviction":
-            found.append(Finding(FAIL, "redis durability", f"maxmemory-policy is {policy!r}: under memory pressure "
-                                 "Redis deletes keys, and an evicted refresh token cannot be recovered",
-                                 "CONFIG SET maxmemory-policy noeviction, and the same in redis.conf"))
-        if not found:
-            found.append(Finding(OK, "redis durability", f"appendonly yes, appendfsync {appendfsync} "
-                                 f"({FSYNC_COSTS[appendfsync]}), maxmemory-policy noeviction"))
-    try:
-        seconds, micros = client.time()
-        skew = time.time() - (seconds + micros / 1e6)
-        if abs(skew) > REDIS_CLOCK_TOLERANCE:
-            found.append(Finding(WARN, "clock", f"this host's clock and Redis' differ by {skew:+.1f} s",
-                                 "run NTP (chrony/systemd-timesyncd) on both hosts"))
-    except redis.exceptions.RedisError:
-        pass
-    return found
 
 
 def disk_findings(settings: Settings, environ: Mapping[str, str]) -> list[Finding]:
@@ -114,10 +86,6 @@ def disk_findings(settings: Settings, environ: Mapping[str, str]) -> list[Findin
             found.append(Finding(WARN, "permissions", f"{path} is readable by other users ({oct(mode & 0o777)})",
                                  f"chmod 600 {path}"))
     return found
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _reason(error: Exception) -> str:

@@ -42,7 +42,7 @@ def open_existing_store(settings: Settings) -> Store:
                                "read: restore it, or set SMARTAPP_TOKEN_KEYS")
     keys = settings.token_keys or load_or_create_key_file(settings.key_file_path)
     return open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path,
-                      cipher=TokenCipher.from_env_value(keys))
+                      cipher=TokenCipher.from_env_value(keys), redis_options=settings.redis_options())
 
 
 def fail(message: str) -> int:

@@ -13,7 +13,7 @@ from smartapp.application import SmartApp
 from smartapp.context import Context, LifecycleToken
 from smartapp.deadline import Deadline
 from smartapp.devapi import SIMULATED_TOKEN_PREFIX, SimulatorAwareSession
-from smartapp.pages import Setting
+from smartapp.pages import Page, Setting
 from smartapp.smartthings import SmartThingsClient
 
 # The order a real installation meets them in: OAUTH_CALLBACK happens during configuration, before INSTALL.
@@ -97,11 +97,35 @@ def _config_entry(sim: Installation, setting: Setting) -> tuple[list[dict], list
     return [{"valueType": "STRING", "stringConfig": {"value": value}}], []
 
 
-def detached_context(sim: Installation, services: Any = None) -> Context:
-    """A context for running the app's code outside the service (no store; API calls as `services` allows)."""
-    return Context(services=services, installed_app_id=sim.installed_app_id, location_id=sim.location_id,
+def detached_context(sim: Installation, services: Any, *, first_install: bool = False) -> Context:
+    """A context for running the app's code outside the service (no store; API calls as `services` allows).
+
+    `first_install`: as a page sees a first install, with no location yet (pages that call the API when
+    the installation exists take their first-install branch).
+    """
+    return Context(services=services, installed_app_id=sim.installed_app_id,
+                   location_id=None if first_install else sim.location_id,
                    locale="en", config=sim.config, permissions=sim.permissions, deadline=Deadline.after(5.0),
                    tokens=LifecycleToken(_token("dry-run")))
+
+
+def stand_in_services() -> Any:
+    """What a detached context acts through: a SmartThings API that answers locally and records each call."""
+    return SimpleNamespace(smartthings=SmartThingsClient(api_url="https://api.smartthings.invalid",
+                                                         session=_RecordingSession()))
+
+
+def page_settings(app: SmartApp, sim: Installation | None = None) -> tuple[list[Page], dict[str, Setting]]:
+    """Every page of `app` as a first install renders it, and their settings by id."""
+    sim = sim or Installation()
+    context = detached_context(sim, stand_in_services(), first_install=True)
+    pages = []
+    for page_id in app.pages:
+        try:
+            pages.append(app.render(page_id, context))
+        except Exception:  # noqa: BLE001 - a page that fails outside the service contributes nothing
+            continue
+    return pages, {setting.id: setting for page in pages for setting in page.settings}
 
 
 def made_up(app: SmartApp, *, installed_app_id: str | None = None, app_id: str | None = None) -> Installation:
@@ -110,26 +134,19 @@ def made_up(app: SmartApp, *, installed_app_id: str | None = None, app_id: str |
     against a recording stand-in of the SmartThings API."""
     sim = Installation(installed_app_id=installed_app_id or _uuid(), app_id=app_id or _uuid())
     sim.location_id = _made_up_id(sim, "location")
-    session = _RecordingSession()
-    services = SimpleNamespace(smartthings=SmartThingsClient(api_url="https://api.smartthings.invalid",
-                                                             session=session))
-    for page_id in app.pages:
-        try:
-            page = app.render(page_id, detached_context(sim, services))
-        except Exception:  # noqa: BLE001 - a page that needs a live installation contributes nothing
-            continue
-        for setting in page.settings:
-            entries, grants = _config_entry(sim, setting)
-            if entries:
-                sim.config[setting.id] = entries
-                sim.permissions.extend(grants)
+    for setting in page_settings(app, sim)[1].values():
+        entries, grants = _config_entry(sim, setting)
+        if entries:
+            sim.config[setting.id] = entries
+            sim.permissions.extend(grants)
+    services = stand_in_services()
     hook = app.installed_hook or app.updated_hook
     if hook is not None:
         try:
             hook(detached_context(sim, services))
         except Exception:  # noqa: BLE001 - the real INSTALL will show the failure; no subscriptions are known
             pass
-    sim.subscriptions = [body for method, path, body in session.calls
+    sim.subscriptions = [body for method, path, body in services.smartthings.session.calls
                          if method == "POST" and path.endswith("/subscriptions") and isinstance(body, dict)]
     return sim
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from smartapp.app_loader import load_app
 from smartapp.application import SmartApp
 from smartapp.commands import lifecycles
+from smartapp.pages import scopes_of
 from smartapp.commands.environment import CommandError, fail, load_settings
 from smartapp.commands.url_template import IncompleteOAuth, redirect_uri_warning, smartapp_callback, url_template
 from smartapp.settings import ConfigError, Settings
@@ -21,7 +22,8 @@ from smartapp.signature import strip_query
 
 def scopes(app: SmartApp) -> list[str]:
     """The app scopes its settings and handlers need (e.g. r: to read a switch, x: to command it)."""
-    return app.scopes(lifecycles.detached_context(lifecycles.Installation()))
+    pages, _ = lifecycles.page_settings(app)
+    return sorted({*app.initialize_permissions(), *scopes_of(pages)})
 
 
 def check_target_url(url: str | None) -> str:

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from smartapp.store.cipher import CorruptRecord, TokenCipher
 from smartapp.store.claims import LinkAttempt, ReplayState, SharedKey
 from smartapp.store.installation import SECRET_FIELDS, Installation
+from smartapp.store.redis_target import RedisOptions
 
 
 class TokenStore(Protocol):
@@ -46,17 +47,22 @@ class LinkStore(Protocol):
 
 
 class ReplayGuard(Protocol):
-    """Two phases, so a request is remembered as done only once its effects are stored."""
+    """Two phases, so a request is remembered as done only once its effects are stored.
 
-    def claim(self, marker: str, *, owner: str, lease_seconds: float) -> ReplayState:
+    `installed_app_id`, when the request names one, keeps its marker beside that installation's keys
+    (one Redis Cluster slot), so a request never depends on a node that holds nothing of its installation.
+    """
+
+    def claim(self, marker: str, *, owner: str, lease_seconds: float,
+              installed_app_id: str | None = None) -> ReplayState:
         """Take the in-progress lease on `marker` for `owner` (it expires if the owner dies), or say who has it."""
         ...
 
-    def complete(self, marker: str, *, ttl_seconds: float) -> None:
+    def complete(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> None:
         """The request's effects are stored: remember the marker as done for `ttl_seconds`."""
         ...
 
-    def release_marker(self, marker: str, *, owner: str) -> None:
+    def release_marker(self, marker: str, *, owner: str, installed_app_id: str | None = None) -> None:
         """Undo `owner`'s claim (compare-and-delete) so a legitimate retry is processed."""
         ...
 
@@ -100,7 +106,7 @@ class Store(TokenStore, LinkStore, ReplayGuard, KeyShare, RefreshLock, Protocol)
 
 
 def open_store(*, redis_url: str | None, sqlite_path: str, cipher: TokenCipher,
-               clock: Callable[[], float] = time.time) -> Store:
+               clock: Callable[[], float] = time.time, redis_options: RedisOptions | None = None) -> Store:
     """Redis when a URL is configured, the embedded SQLite file otherwise; never one in place of the other."""
     if redis_url is not None:
         if not redis_url.strip():
@@ -108,7 +114,9 @@ def open_store(*, redis_url: str | None, sqlite_path: str, cipher: TokenCipher,
             raise ValueError("REDIS_URL is set but empty")
         from smartapp.store.redis_store import RedisStore, make_redis_client
 
-        return RedisStore(make_redis_client(redis_url), cipher, clock=clock)
+        options = redis_options or RedisOptions()
+        return RedisStore(make_redis_client(redis_url, options), cipher, clock=clock,
+                          wait_replicas=options.wait_replicas)
     from smartapp.store.sqlite_store import SqliteStore
 
     return SqliteStore(sqlite_path, cipher, clock=clock)
@@ -116,5 +124,6 @@ def open_store(*, redis_url: str | None, sqlite_path: str, cipher: TokenCipher,
 
 __all__ = [
     "SECRET_FIELDS", "Installation", "TokenStore", "LinkStore", "ReplayGuard", "RefreshLock", "Store",
-    "open_store", "TokenCipher", "CorruptRecord", "LinkAttempt", "ReplayState", "KeyShare", "SharedKey",
+    "open_store", "TokenCipher", "CorruptRecord", "RedisOptions", "LinkAttempt", "ReplayState", "KeyShare",
+    "SharedKey",
 ]

@@ -10,6 +10,16 @@ SECRET_FIELDS = frozenset({"auth_token", "refresh_token", "provider_access_token
 
 
 @dataclass(frozen=True)
+class TokenPair:
+    """One access/refresh token pair as stored, with the times that say whether it is still good."""
+
+    access_token: str | None
+    refresh_token: str | None
+    expires_at: float | None
+    refresh_issued_at: float | None
+
+
+@dataclass(frozen=True)
 class Installation:
     installed_app_id: str
     version: int = 0                       # bumped by every successful update; used for compare-and-set
@@ -33,3 +43,13 @@ class Installation:
     app_state: str | None = None           # the SmartApp's per-installation state, JSON (encrypted at rest)
     created_at: float | None = None
     updated_at: float | None = None
+
+    @property
+    def smartthings_tokens(self) -> TokenPair:
+        return TokenPair(self.auth_token, self.refresh_token, self.auth_token_expires_at,
+                         self.refresh_token_issued_at)
+
+    @property
+    def provider_tokens(self) -> TokenPair:
+        return TokenPair(self.provider_access_token, self.provider_refresh_token, self.provider_token_expires_at,
+                         self.provider_refresh_token_issued_at)

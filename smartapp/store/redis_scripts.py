@@ -1,4 +1,4 @@
-"""Runs the store's Lua scripts on connections of their own, skipping redis-py's per-command layers."""
+"""Runs the store's Lua scripts and writes on connections of their own, skipping redis-py's per-command layers."""
 
 from __future__ import annotations
 
@@ -15,17 +15,32 @@ from redis.commands.core import Script
 # about twice the loopback round trip it wraps; every signed request makes one such call (the
 # replay claim), so scripts skip it. Same timeouts, same single retry.
 RETRY_DELAY_SECONDS = 0.05
+# How long a write waits for SMARTAPP_REDIS_WAIT_REPLICAS replicas before it answers 503; a request
+# makes a few writes, so several such waits still fit SmartThings' 10 s.
+WAIT_TIMEOUT_MS = 1000
 _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
 
 
-class ScriptRunner:
-    """EVALSHA on an idle connection of its own (one per concurrent caller), loading scripts Redis lost."""
+class ReplicasBehind(redis.exceptions.RedisError):
+    """WAIT confirmed fewer replicas than configured: the write is on the primary only, not acknowledged."""
 
-    def __init__(self, client: redis.Redis, *, retries: int) -> None:
-        self._pool = client.connection_pool
+    def __init__(self, confirmed: int, wanted: int) -> None:
+        super().__init__(f"WAIT confirmed {confirmed} of {wanted} replicas")
+
+
+class ScriptRunner:
+    """EVALSHA (or a plain write) on an idle connection of its own, one per concurrent caller.
+
+    With `wait_replicas` each call is followed by WAIT in the same round trip, and a call is only
+    returned once that many replicas have it. Scripts Redis does not know are loaded on the spot.
+    """
+
+    def __init__(self, pool: redis.ConnectionPool, *, retries: int, wait_replicas: int = 0) -> None:
+        self.pool = pool
         self._retries = retries
+        self._wait = wait_replicas
         # The client's own cap, applied here too: over it a call fails at once (503) instead of queueing.
-        self._max_connections = self._pool.max_connections
+        self._max_connections = pool.max_connections
         # deque.append/pop are atomic: threads share the idle connections without a lock.
         self._idle: deque[redis.connection.AbstractConnection] = deque()
         self._opened = 0
@@ -44,33 +59,74 @@ class ScriptRunner:
             if self._opened >= self._max_connections:
                 raise redis.exceptions.ConnectionError("too many script connections")
             self._opened += 1
-        return self._pool.connection_class(**self._pool.connection_kwargs)
+        return self.pool.connection_class(**self.pool.connection_kwargs)
 
-    def run(self, script: Script, keys: list[str], args: list[str]) -> Any:
+    def _connect(self, connection: redis.connection.AbstractConnection) -> None:
+        """Nothing to do: sending connects a plain connection itself, trying the handshake once."""
+
+    def run(self, script: Script, keys: list[str], args: list[str], *, asking: bool = False) -> Any:
+        return self._call(("EVALSHA", script.sha, len(keys), *keys, *args), keys[0], script, asking)
+
+    def command(self, keys: list[str], *command: Any, asking: bool = False) -> Any:
+        """A plain write (SET, DEL, ...) on `keys`, acknowledged like the scripts."""
+        return self._call(command, keys[0], None, asking)
+
+    def _call(self, command: tuple, key: str, script: Script | None, asking: bool) -> Any:
         connection = self._checkout()
-        command = connection.pack_command("EVALSHA", script.sha, len(keys), *keys, *args)
-        for attempt in range(self._retries + 1):
+        loaded = False
+        attempt = 0
+        while True:
+            if asking or self._wait:
+                commands = [("ASKING",)] if asking else []
+                if self._wait and attempt:
+                    # The retried call may find its first attempt's write done and write nothing itself;
+                    # WAIT counts this connection's writes only, so a harmless one makes it cover that too.
+                    commands.append(("SET", _fence_key(key), "", "PX", 1))
+                commands.append(command)
+                if self._wait:
+                    commands.append(("WAIT", self._wait, WAIT_TIMEOUT_MS))
+                packed = connection.pack_commands(commands)
+            else:
+                commands, packed = [command], connection.pack_command(*command)
             try:
-                connection.send_packed_command(command, check_health=False)  # connects when needed
-                reply = connection.read_response()
-            except redis.exceptions.NoScriptError:
-                self._idle.append(connection)
-                return script(keys=keys, args=args)  # the client's path loads it, then runs it
+                self._connect(connection)
+                connection.send_packed_command(packed, check_health=False)
+                replies = _read_replies(connection, len(commands), waits=bool(self._wait))
             except _CONNECTION_ERRORS:
                 # The reply may still be on its way: never read this socket again.
                 connection.disconnect()
                 if attempt == self._retries:
                     self._idle.append(connection)  # disconnected; reconnects on next use
                     raise
+                attempt += 1
                 time.sleep(RETRY_DELAY_SECONDS)
+                continue
             except BaseException:
                 connection.disconnect()  # e.g. interrupted mid-read: the socket's state is unknown
                 self._idle.append(connection)
                 raise
-            else:
-                self._idle.append(connection)
-                return reply
-        raise AssertionError("unreachable")
+            reply = replies[-2] if self._wait else replies[-1]
+            if isinstance(reply, redis.exceptions.NoScriptError) and script is not None and not loaded:
+                loaded = True  # Redis restarted or flushed its scripts: load once, here, then run again
+                try:
+                    connection.send_command("SCRIPT", "LOAD", script.script, check_health=False)
+                    connection.read_response()
+                except BaseException:
+                    connection.disconnect()
+                    self._idle.append(connection)
+                    raise
+                continue
+            self._idle.append(connection)
+            for earlier in replies[:-1]:
+                if isinstance(earlier, Exception):
+                    raise earlier
+            if isinstance(replies[-1], Exception):
+                raise replies[-1]
+            if self._wait and replies[-1] < self._wait:
+                # The primary may have been replaced (Sentinel): a fresh connection asks again next time.
+                connection.disconnect()
+                raise ReplicasBehind(int(replies[-1]), self._wait)
+            return reply
 
     def close(self) -> None:
         """Close the idle connections (all of them, between requests)."""
@@ -78,3 +134,28 @@ class ScriptRunner:
             return
         while self._idle:
             self._idle.pop().disconnect()
+
+
+def _read_replies(connection: redis.connection.AbstractConnection, count: int, *, waits: bool) -> list:
+    """Every reply of a pipelined exchange, error replies as exception values, so none is left unread."""
+    replies: list = []
+    for index in range(count):
+        waiting = waits and index == count - 1
+        try:
+            if waiting:
+                # WAIT answers after up to its own timeout: read it with that much more patience.
+                timeout = (connection.socket_timeout or 0) + WAIT_TIMEOUT_MS / 1000
+                replies.append(connection.read_response(timeout=timeout))
+            else:
+                replies.append(connection.read_response())
+        except redis.exceptions.ResponseError as error:
+            replies.append(error)
+    return replies
+
+
+def _fence_key(key: str) -> str:
+    """A short-lived key in the same cluster slot as `key` (same hash tag, or the whole key as the tag)."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    tag = key[start + 1:end] if start >= 0 and end > start + 1 else key
+    return f"{{{tag}}}:wait-fence"

@@ -6,13 +6,14 @@ import contextlib
 import hashlib
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from smartapp.errors import StoreUnavailable, VersionConflict
 from smartapp.store.codec import (
@@ -22,15 +23,16 @@ from smartapp.store.codec import (
 from smartapp.store.cipher import TokenCipher
 from smartapp.store.claims import LinkAttempt, ReplayState, SharedKey
 from smartapp.store.lease import poll_for_lock
-from smartapp.store.redis_scripts import ScriptRunner
+from smartapp.store.redis_clients import (
+    CONNECT_TIMEOUT, RETRIES, SOCKET_TIMEOUT, RedisClient, UndetectedRedis, deployment_kind, describe_client,
+    make_redis_client, primary_clients, readiness_keys, script_runner,
+)
+from smartapp.store.redis_errors import unavailable_detail
+from smartapp.store.slot_tags import tag_for_slot
+from smartapp.store.redis_scripts import ReplicasBehind
 from smartapp.store.installation import SECRET_FIELDS, Installation
 
-# Per attempt 0.5 s to connect and 0.5 s to answer, one retry after <= 0.2 s: a stopped or frozen
-# Redis costs about 1.1 s per call instead of redis-py 8.1's ~55 s default (RELIABILITY.md §1c/§1d).
-SOCKET_TIMEOUT = 0.5
-CONNECT_TIMEOUT = 0.5
-RETRIES = 1
-MAX_CONNECTIONS = 64
+__all__ = ["RedisStore", "make_redis_client"]
 
 # The longest one call can take before the client gives up (both attempts, connect and answer,
 # plus backoff), with a margin. A frozen Redis still runs the commands queued in its socket buffers
@@ -47,10 +49,15 @@ _UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     redis.exceptions.OutOfMemoryError,  # maxmemory reached under noeviction
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterError,      # e.g. a slot redirected in a loop while it migrates
+    redis.exceptions.AskError,          # MOVED/ASK left over: the slot moves while the call runs
+    redis.exceptions.RedisClusterException,  # no node answers, or a slot no primary serves
+    ReplicasBehind,                     # SMARTAPP_REDIS_WAIT_REPLICAS not confirmed in time
     OSError,
 )
 _UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "MISCONF", "BUSY", "LOADING", "READONLY", "OOM",
-                        "CLUSTERDOWN", "TRYAGAIN", "NOAUTH", "WRONGPASS", "NOPERM")
+                        "CLUSTERDOWN", "TRYAGAIN", "NOAUTH", "WRONGPASS", "NOPERM",
+                        "UNBLOCKED")  # a master turned replica under a blocked WAIT
 
 # Shared prelude: refuse to run after the caller's deadline (server time, milliseconds).
 _DEADLINE = """
@@ -145,13 +152,6 @@ local mine = ARGV[2] .. ' '
 if receipt and string.sub(receipt, 1, #mine) == mine then return {1, now, string.sub(receipt, #mine + 1)} end
 return {0, now}
 """
-# KEYS[1] pending link, KEYS[2] its attempts. ARGV: 1 deadline, 2 link token, 3 ttl ms. A new link
-# starts with no attempts.
-_ISSUE = _DEADLINE + """
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-redis.call('DEL', KEYS[2])
-return {1, now}
-"""
 
 # KEYS[1] pending link, KEYS[2] its attempts (code digest -> nonce). ARGV: 1 deadline, 2 code digest,
 # 3 nonce, 4 max attempts. Replies 1 + the link, 0 no link, 2 code already tried, 3 attempts used up
@@ -197,20 +197,9 @@ return 0
 """
 
 _STALE = -2
-
-
-def make_redis_client(url: str) -> redis.Redis:
-    """A client whose every call fails within ~1.1 s when Redis is down, frozen or unreachable."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), RETRIES),
-        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-        health_check_interval=10,   # pings a connection idle > 10 s, so a restart is noticed early
-        max_connections=MAX_CONNECTIONS,  # over the limit fails at once (503) instead of queueing
-        decode_responses=False,
-    )
+# After a failed attempt to find out what REDIS_URL is (single server or cluster), calls answer 503
+# at once for this long before the next attempt, so an unreachable Redis costs no more than before.
+DETECT_RETRY_SECONDS = 1.0
 
 
 @contextlib.contextmanager
@@ -219,7 +208,7 @@ def _unavailable_as_503() -> Iterator[None]:
     try:
         yield
     except _UNAVAILABLE_ERRORS as error:
-        raise StoreUnavailable(detail=f"redis: {type(error).__name__}") from None
+        raise StoreUnavailable(detail=unavailable_detail(error)) from None
     except redis.exceptions.ResponseError as error:
         if str(error).split(" ", 1)[0].upper() in _UNAVAILABLE_REPLIES:
             raise StoreUnavailable(detail=f"redis: {str(error).split(' ', 1)[0]}") from None
@@ -245,24 +234,70 @@ class RedisStore:
 
     name = "redis"
 
-    def __init__(self, client: redis.Redis, cipher: TokenCipher, *, prefix: str = "smartapp",
-                 clock: Callable[[], float] = time.time) -> None:
-        self.client = client
+    def __init__(self, client: RedisClient, cipher: TokenCipher, *, prefix: str = "smartapp",
+                 clock: Callable[[], float] = time.time, wait_replicas: int = 0) -> None:
         self.cipher = cipher
         self.prefix = prefix
         self.clock = clock
+        self.wait_replicas = wait_replicas
         self._server_clock = _ServerClock()
-        self._scripts = ScriptRunner(client, retries=RETRIES)
+        self._use(client)
+        # Not known yet whether a plain URL is one server or a cluster: settled before the next use.
+        self._undetected = client if isinstance(client, UndetectedRedis) else None
+        self._detect_after = time.monotonic() + DETECT_RETRY_SECONDS
+        self._detect_lock = threading.Lock()
         self._update = client.register_script(_UPDATE)
         self._take = client.register_script(_TAKE)
         self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)
         self._consume = client.register_script(_CONSUME)
         self._attempt = client.register_script(_ATTEMPT)
-        self._issue = client.register_script(_ISSUE)
         self._shared_key = client.register_script(_SHARED_KEY)
         self._release_lock = client.register_script(_RELEASE_LOCK)
         self._rotate = client.register_script(_ROTATE)
+
+    def _use(self, client: RedisClient) -> None:
+        self._client = client
+        self._cluster = isinstance(client, RedisCluster)
+        self._runner = script_runner(client, wait_replicas=self.wait_replicas)
+
+    @property
+    def client(self) -> RedisClient:
+        if self._undetected is not None:
+            self._detect()
+        return self._client
+
+    @property
+    def _scripts(self) -> Any:
+        if self._undetected is not None:
+            self._detect()
+        return self._runner
+
+    def _detect(self) -> None:
+        """Ask again what REDIS_URL is; until that succeeds every call answers 503 with the reason."""
+        with self._detect_lock:  # one thread asks; the others find the answer, or the wait, after it
+            self._detect_locked()
+
+    def _detect_locked(self) -> None:
+        undetected = self._undetected
+        if undetected is None:
+            return
+        if time.monotonic() < self._detect_after:
+            raise StoreUnavailable(detail=undetected.reason)
+        self._detect_after = time.monotonic() + DETECT_RETRY_SECONDS
+        try:
+            client = make_redis_client(undetected.url, undetected.options)
+        except ValueError as error:  # e.g. a database number on a cluster: a configuration error
+            raise StoreUnavailable(detail=f"redis: {error}") from None
+        if isinstance(client, UndetectedRedis):
+            undetected.reason = client.reason
+            client.close()
+            raise StoreUnavailable(detail=client.reason)
+        old_runner = self._runner
+        self._use(client)
+        self._undetected = None
+        old_runner.close()
+        undetected.close()
 
     # --- keys ---------------------------------------------------------------------------------
 
@@ -281,7 +316,11 @@ class RedisStore:
     def lock_key(self, installed_app_id: str) -> str:
         return f"{self.prefix}:lock:{{{check_installed_app_id(installed_app_id)}}}"
 
-    def replay_key(self, marker: str) -> str:
+    def replay_key(self, marker: str, installed_app_id: str | None = None) -> str:
+        if installed_app_id is not None and self._cluster:
+            # The installation's slot, under a tag that does not name it (UNINSTALL leaves no key naming it).
+            slot = key_slot(check_installed_app_id(installed_app_id).encode())
+            return f"{self.prefix}:replay:{{{tag_for_slot(slot)}}}:{check_marker(marker)}"
         return f"{self.prefix}:replay:{check_marker(marker)}"
 
     def shared_key_key(self, key_id: str) -> str:
@@ -294,6 +333,11 @@ class RedisStore:
 
     @property
     def keycheck_key(self) -> str:
+        return f"{self.prefix}:keycheck:{{keycheck}}"
+
+    @property
+    def legacy_keycheck_key(self) -> str:
+        """Where versions before the hash-tagged name kept the key check; moved on the first start."""
         return f"{self.prefix}:keycheck"
 
     # --- TokenStore ---------------------------------------------------------------------------
@@ -340,34 +384,46 @@ class RedisStore:
                 self.link_receipt_key(installed_app_id), self.link_attempts_key(installed_app_id),
                 self.lock_key(installed_app_id)]
         with _unavailable_as_503():
-            self.client.delete(*keys)
+            self._scripts.command(keys, "DEL", *keys)
 
     def installed_app_ids(self) -> Iterator[str]:
         head = f"{self.prefix}:installation:"
         pattern = _glob_escape(head) + "*"
-        cursor = 0
         seen: set[str] = set()  # SCAN may return a key more than once
-        while True:
-            with _unavailable_as_503():
-                cursor, keys = self.client.scan(cursor=cursor, match=pattern, count=500)
-            for key in keys:
-                tail = key.decode("utf-8", "replace")[len(head):]
-                if tail.startswith("{") and tail.endswith("}") and tail not in seen:
-                    seen.add(tail)
-                    yield tail[1:-1]
-            if cursor == 0:
-                return
+        with _unavailable_as_503():
+            primaries = primary_clients(self.client)
+        for primary in primaries:  # a cluster keeps each key on one primary: every one is scanned
+            cursor = 0
+            while True:
+                with _unavailable_as_503():
+                    cursor, keys = primary.scan(cursor=cursor, match=pattern, count=500)
+                for key in keys:
+                    tail = key.decode("utf-8", "replace")[len(head):]
+                    if tail.startswith("{") and tail.endswith("}") and tail not in seen:
+                        seen.add(tail)
+                        yield tail[1:-1]
+                if cursor == 0:
+                    break
 
     def ping(self) -> None:
+        """Ready means writable: a short-lived write on every primary (confirmed by replicas when so set).
+
+        A replica, a demoted master, a cluster that is down or a full Redis all refuse it.
+        """
         with _unavailable_as_503():
-            self.client.ping()
+            for key in readiness_keys(self.client, f"{self.prefix}:ready"):
+                self._scripts.command([key], "SET", key, "1", "PX", 10_000)
 
     # --- LinkStore ----------------------------------------------------------------------------
 
     def issue(self, installed_app_id: str, data: Mapping[str, Any], *, ttl_seconds: float) -> None:
         token = encode_link(self.cipher, installed_app_id, data)
-        keys = [self.link_key(installed_app_id), self.link_attempts_key(installed_app_id)]
-        self._run(self._issue, keys, [token, str(_milliseconds(ttl_seconds))])
+        key, attempts = self.link_key(installed_app_id), self.link_attempts_key(installed_app_id)
+        with _unavailable_as_503():
+            # A new link starts with no attempts. One key per command: while a cluster slot migrates, a
+            # command on keys split between the two nodes is refused (TRYAGAIN).
+            self._scripts.command([attempts], "DEL", attempts)
+            self._scripts.command([key], "SET", key, token, "PX", _milliseconds(ttl_seconds))
 
     def consume(self, installed_app_id: str) -> dict | None:
         keys = [self.link_key(installed_app_id), self.link_receipt_key(installed_app_id),
@@ -392,16 +448,19 @@ class RedisStore:
 
     # --- ReplayGuard --------------------------------------------------------------------------
 
-    def claim(self, marker: str, *, owner: str, lease_seconds: float) -> ReplayState:
-        reply = self._run(self._claim, [self.replay_key(marker)], [owner, str(_milliseconds(lease_seconds))])
+    def claim(self, marker: str, *, owner: str, lease_seconds: float,
+              installed_app_id: str | None = None) -> ReplayState:
+        key, lease = self.replay_key(marker, installed_app_id), "p:" + owner
+        reply = self._run(self._claim, [key], [owner, str(_milliseconds(lease_seconds))],
+                          unconfirmed=lambda: self._undo_take(key, lease))
         return _CLAIM_STATES[reply[0]]
 
-    def complete(self, marker: str, *, ttl_seconds: float) -> None:
-        self._run(self._complete, [self.replay_key(marker)], [str(_milliseconds(ttl_seconds))])
+    def complete(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> None:
+        self._run(self._complete, [self.replay_key(marker, installed_app_id)], [str(_milliseconds(ttl_seconds))])
 
-    def release_marker(self, marker: str, *, owner: str) -> None:
+    def release_marker(self, marker: str, *, owner: str, installed_app_id: str | None = None) -> None:
         with _unavailable_as_503():  # compare-and-delete: a retry after a lost reply is harmless
-            self._scripts.run(self._release_lock, [self.replay_key(marker)], ["p:" + owner])
+            self._scripts.run(self._release_lock, [self.replay_key(marker, installed_app_id)], ["p:" + owner])
 
     # --- KeyShare -----------------------------------------------------------------------------
 
@@ -413,15 +472,17 @@ class RedisStore:
         return SharedKey(None, may_fetch=reply[0] == 2)
 
     def share_key(self, key_id: str, value: str, *, ttl_seconds: float) -> None:
+        key = self.shared_key_key(key_id)
         with _unavailable_as_503():
-            self.client.set(self.shared_key_key(key_id), value, px=_milliseconds(ttl_seconds))
+            self._scripts.command([key], "SET", key, value, "PX", _milliseconds(ttl_seconds))
 
     # --- RefreshLock --------------------------------------------------------------------------
 
     def acquire(self, installed_app_id: str, *, ttl_seconds: float, wait_seconds: float) -> str | None:
         key = self.lock_key(installed_app_id)
         lease = str(_milliseconds(ttl_seconds))
-        return poll_for_lock(lambda owner: self._run(self._take, [key], [owner, lease])[0] == 1,
+        return poll_for_lock(lambda owner: self._run(self._take, [key], [owner, lease],
+                                                     unconfirmed=lambda: self._undo_take(key, owner))[0] == 1,
                              wait_seconds=wait_seconds)
 
     def release_lock(self, installed_app_id: str, owner: str) -> None:
@@ -431,12 +492,19 @@ class RedisStore:
     # --- keys and lifecycle -------------------------------------------------------------------
 
     def verify_keys(self) -> None:
+        key = self.keycheck_key
         with _unavailable_as_503():
-            token = self.client.get(self.keycheck_key)
+            token = self.client.get(key)
             if token is None:
+                legacy = self.client.get(self.legacy_keycheck_key)
+                if legacy is not None:
+                    self.cipher.decrypt(KEYCHECK_ID, KEYCHECK_KIND, legacy)  # the keys must read it first
+                    self._scripts.command([key], "SET", key, legacy, "NX")
+                    self.client.delete(self.legacy_keycheck_key)
+                    return
                 # First start against this Redis: leave a record only these keys can read.
-                self.client.set(self.keycheck_key, self.cipher.encrypt(KEYCHECK_ID, KEYCHECK_KIND, KEYCHECK_VALUE),
-                                nx=True)
+                self._scripts.command([key], "SET", key,
+                                      self.cipher.encrypt(KEYCHECK_ID, KEYCHECK_KIND, KEYCHECK_VALUE), "NX")
                 return
         self.cipher.decrypt(KEYCHECK_ID, KEYCHECK_KIND, token)
 
@@ -455,35 +523,54 @@ class RedisStore:
                 # A field changed meanwhile was written under the first key anyway: nothing to redo.
                 if self._run(self._rotate, [key], args)[2]:
                     changed += 1
+        key = self.keycheck_key
         with _unavailable_as_503():
-            token = self.client.get(self.keycheck_key)
+            token = self.client.get(key)
             if token is not None:
-                self.client.set(self.keycheck_key, self.cipher.rotate(token))
+                self._scripts.command([key], "SET", key, self.cipher.rotate(token))
         return changed
 
     def describe(self) -> str:
-        kwargs = self.client.connection_pool.connection_kwargs
-        if "path" in kwargs:
-            return f"redis unix://{kwargs['path']} db={kwargs.get('db', 0)}"
-        scheme = "rediss" if self.client.connection_pool.connection_class.__name__.startswith("SSL") else "redis"
-        return f"redis {scheme}://{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
+        return describe_client(self._client)
+
+    @property
+    def deployment(self) -> str:
+        """single, cluster or sentinel (single until a plain URL's server has answered)."""
+        return deployment_kind(self._client)
 
     def close(self) -> None:
-        self._scripts.close()
-        self.client.close()
+        self._runner.close()
+        self._client.close()
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _run(self, script: Any, keys: list[str], args: list[str]) -> list:
-        """Runs a deadline-guarded script; if our idea of Redis' clock was off, learns and tries once more."""
+    def _run(self, script: Any, keys: list[str], args: list[str], *,
+             unconfirmed: Callable[[], None] | None = None) -> list:
+        """Runs a deadline-guarded script; if our idea of Redis' clock was off, learns and tries once more.
+
+        `unconfirmed` undoes a write the primary took but the replicas did not confirm (WAIT), for a
+        write that must not outlive its 503 (a replay claim would swallow the legitimate retry).
+        """
         for attempt in range(2):
             started = time.time()
             with _unavailable_as_503():
-                reply = self._scripts.run(script, keys, [str(self._server_clock.deadline(started)), *args])
+                try:
+                    reply = self._scripts.run(script, keys, [str(self._server_clock.deadline(started)), *args])
+                except ReplicasBehind:
+                    if unconfirmed is not None:
+                        unconfirmed()
+                    raise
             self._server_clock.observe(int(reply[1]), started, time.time())
             if reply[0] != _STALE:
                 return reply
         raise StoreUnavailable(detail="redis: clock offset could not be settled")
+
+    def _undo_take(self, key: str, owner: str) -> None:
+        """Best effort: the primary may be gone, and then so is what it took."""
+        try:
+            self._release_lock(keys=[key], args=[owner], client=self.client)
+        except (*_UNAVAILABLE_ERRORS, redis.exceptions.ResponseError, StoreUnavailable):
+            pass
 
 
 def _json(value: bytes) -> Any:

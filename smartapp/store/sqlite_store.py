@@ -314,7 +314,8 @@ class SqliteStore:
 
     # --- ReplayGuard --------------------------------------------------------------------------
 
-    def claim(self, marker: str, *, owner: str, lease_seconds: float) -> ReplayState:
+    def claim(self, marker: str, *, owner: str, lease_seconds: float,
+              installed_app_id: str | None = None) -> ReplayState:
         check_marker(marker)
         now = float(self.clock())
         with self._transaction() as connection:
@@ -330,14 +331,14 @@ class SqliteStore:
                                (marker, owner, now + float(lease_seconds)))
             return ReplayState.CLAIMED
 
-    def complete(self, marker: str, *, ttl_seconds: float) -> None:
+    def complete(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> None:
         check_marker(marker)
         now = float(self.clock())
         with self._transaction() as connection:
             connection.execute("INSERT OR REPLACE INTO replay (marker, owner, expires_at) VALUES (?, NULL, ?)",
                                (marker, now + float(ttl_seconds)))
 
-    def release_marker(self, marker: str, *, owner: str) -> None:
+    def release_marker(self, marker: str, *, owner: str, installed_app_id: str | None = None) -> None:
         check_marker(marker)
         with self._transaction() as connection:
             connection.execute("DELETE FROM replay WHERE marker = ? AND owner = ?", (marker, owner))

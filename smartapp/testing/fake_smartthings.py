@@ -20,6 +20,18 @@ TOKEN_PATH = "/oauth/token"
 _CONFIRM_PATH = re.compile(r"/apps/[^/]+/confirm-registration\Z")
 
 
+_DEVICE_PATH = re.compile(r"/devices/([^/?]+)(/commands)?")
+
+
+def _device_scope(call: Call) -> frozenset[str] | None:
+    """The scopes that allow a device call (either one): x: to command a device, r: to read it."""
+    match = _DEVICE_PATH.match(call.path)
+    if match is None:
+        return None
+    kind = "x" if match.group(2) else "r"
+    return frozenset({f"{kind}:devices:{match.group(1)}", f"{kind}:devices:*"})
+
+
 class FakeSmartThings(LoopbackServer):
     """The SmartThings REST API in memory: point `SMARTAPP_API_URL` (and `SMARTAPP_TOKEN_URL`) at it.
 
@@ -47,6 +59,7 @@ class FakeSmartThings(LoopbackServer):
         self._state = threading.Lock()
         self._injected: collections.deque[Reply] = collections.deque()
         self._rejected_tokens: set[str] = set()
+        self._grants: dict[str, frozenset[str]] = {}
         self._refresh_tokens: set[str] = set()      # refresh tokens the token endpoint accepts, once each
         self._token_ids = itertools.count(1)
         self.route("GET", r"/apps/([^/]+)/confirm-registration", self._confirm)
@@ -93,6 +106,13 @@ class FakeSmartThings(LoopbackServer):
     def rate_limit_next(self, count: int = 1, *, reset: float | str = 1) -> None:
         """The next `count` API calls answer 429 with `x-ratelimit-reset: reset` (seconds, or a reset time)."""
         self.fail_next(count, 429, code="TooManyRequestError", headers={"x-ratelimit-reset": str(reset)})
+
+    def grant(self, token: str, scopes: Iterable[str]) -> None:
+        """Calls made with `token` may only do what `scopes` allow, as on SmartThings: a device command
+        needs `x:devices:<id>` (or `x:devices:*`), a device read `r:devices:<id>`; else 403.
+        Tokens never granted are not checked."""
+        with self._state:
+            self._grants[token] = frozenset(scopes)
 
     def reject_token(self, token: str) -> None:
         """Calls made with this bearer token answer 401 from now on (an expired or revoked token)."""
@@ -146,15 +166,20 @@ class FakeSmartThings(LoopbackServer):
 
     def _route(self, call: Call) -> Reply:
         if self._is_api_call(call):
+            token = call.headers.get("authorization", "").removeprefix("Bearer ")
             with self._state:
                 injected = self._injected.popleft() if self._injected else None
-                rejected = call.headers.get("authorization", "").removeprefix("Bearer ") in self._rejected_tokens
+                rejected = token in self._rejected_tokens
+                granted = self._grants.get(token)
             if injected is not None:
                 return injected
             if self.fail_with:
                 return error_reply(self.fail_with, "InjectedError")
             if rejected:
                 return error_reply(401, "UnauthorizedError", "token rejected")
+            needed = _device_scope(call)
+            if granted is not None and needed is not None and not granted & needed:
+                return error_reply(403, "ForbiddenError", f"the token lacks {min(needed)}")
         return super()._route(call)
 
     def _confirm(self, call: Call, match: re.Match) -> Reply:

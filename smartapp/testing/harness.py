@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
@@ -15,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from smartapp.app import create_app
 from smartapp.application import SmartApp
-from smartapp.commands.lifecycles import Installation, detached_context
+from smartapp.commands.lifecycles import page_settings
 from smartapp.keys import LEGACY_PREFIX, openssh_md5_fingerprint
+from smartapp.pages import Setting
 from smartapp.signer import signed_headers
 
 DeviceIds = Iterable[str]
@@ -54,8 +56,11 @@ class AppHarness:
 
     def __init__(self, app: SmartApp, *, smartthings: Any, config: Mapping[str, str] | None = None,
                  directory: str | Path | None = None, url: str | None = None,
-                 signer: TestSigner | None = None) -> None:
+                 signer: TestSigner | None = None, strict: bool = True) -> None:
+        """`strict` (in-process only): a handler that fails, or an event no handler takes, fails the call
+        that sent it with AssertionError, although the service itself answers SmartThings 200."""
         self.app = app
+        self.strict = strict and url is None
         self.smartthings = smartthings
         self.signer = signer or TestSigner()
         self.installed_app_id = str(uuid.uuid4())
@@ -95,11 +100,18 @@ class AppHarness:
             return answer.status_code, None
 
     def _send(self, lifecycle: str, key: str, data: Mapping[str, Any]) -> Any:
-        status, answer = self.post({"lifecycle": lifecycle, "executionId": str(uuid.uuid4()), "locale": "en",
-                                    "version": "1.0.0", key: data, "settings": {}})
+        with _CollectedProblems(enabled=self.strict) as problems:
+            status, answer = self._post_lifecycle(lifecycle, key, data)
+        if problems.found:
+            raise AssertionError(f"{lifecycle} answered {status}, but the app did not handle it: "
+                                 + "; ".join(problems.found))
         if status != 200:
             raise AssertionError(f"{lifecycle} answered {status}: {answer}")
         return answer
+
+    def _post_lifecycle(self, lifecycle: str, key: str, data: Mapping[str, Any]) -> tuple[int, Any]:
+        return self.post({"lifecycle": lifecycle, "executionId": str(uuid.uuid4()), "locale": "en",
+                          "version": "1.0.0", key: data, "settings": {}})
 
     def installed_app(self) -> dict:
         return {"installedAppId": self.installed_app_id, "locationId": self.location_id, "config": self.config,
@@ -154,20 +166,16 @@ class AppHarness:
 
     # --- plumbing ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _token() -> str:
-        return f"test-token-{uuid.uuid4().hex}"
+    def _token(self) -> str:
+        """A new lifecycle token; the fake API lets it do only what the installation was granted."""
+        token = f"test-token-{uuid.uuid4().hex}"
+        grant = getattr(self.smartthings, "grant", None)
+        if grant is not None:
+            grant(token, self.permissions)
+        return token
 
-    def _setting_types(self) -> dict[str, Any]:
-        sim = Installation(installed_app_id=self.installed_app_id, location_id=self.location_id)
-        settings = {}
-        for page_id in self.app.pages:
-            try:
-                page = self.app.render(page_id, detached_context(sim))
-            except Exception:  # noqa: BLE001 - a page that needs a live installation: its settings stay unknown
-                continue
-            settings.update({setting.id: setting for setting in page.settings})
-        return settings
+    def _setting_types(self) -> dict[str, Setting]:
+        return page_settings(self.app)[1]
 
     def _config_map(self, values: Mapping[str, Any]) -> dict[str, list[dict]]:
         settings = self._setting_types()
@@ -210,6 +218,32 @@ class AppHarness:
             if body.get("sourceType") == "CAPABILITY":
                 return source
         raise AssertionError(f"the app has no subscription covering device {device_id}")
+
+
+class _CollectedProblems(logging.Handler):
+    """Collects, while a request is served in this process, the service's lines saying the app did not
+    handle something (a handler raised, an event had no handler)."""
+
+    MESSAGES = frozenset({"app_handler_failed", "event_skipped"})
+
+    def __init__(self, *, enabled: bool) -> None:
+        super().__init__(logging.WARNING)
+        self.enabled = enabled
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() in self.MESSAGES:
+            detail = getattr(record, "handler", None) or getattr(record, "subscriptionName", None) \
+                or getattr(record, "scheduleName", None) or getattr(record, "eventType", None)
+            self.found.append(f"{record.getMessage()} ({getattr(record, 'reason', None)}: {detail})")
+
+    def __enter__(self) -> "_CollectedProblems":
+        if self.enabled:
+            logging.getLogger("smartapp").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("smartapp").removeHandler(self)
 
 
 def _wire_text(value: Any) -> str:
