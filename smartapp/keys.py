@@ -27,7 +27,7 @@ from smartapp.store import KeyShare
 
 logger = logging.getLogger(__name__)
 
-# Legacy APP_RSA apps: keyId "/SmartThings/<OpenSSH MD5 fingerprint>" means the pasted key (PROTOCOL.md §3.8).
+# Legacy APP_RSA apps: keyId "/SmartThings/<OpenSSH MD5 fingerprint>" means the pasted key.
 LEGACY_PREFIX = "/SmartThings/"
 # ST_PADLOCK ids are "/pl/<region>/<certificate serial as dash-separated hex>". Anything looser lets the
 # attacker-supplied keyId steer the URL: "@evil/x" becomes userinfo, ".evil/x" a different host.
@@ -100,7 +100,7 @@ def _parse_pem(text: str | bytes) -> _KeyMaterial:
     if match is None:
         raise ValueError("no PEM block found (expected -----BEGIN PUBLIC KEY----- or CERTIFICATE)")
     label = match.group(1)
-    # Re-wrap at 64 characters: a PEM pasted onto one line is otherwise refused (PROTOCOL.md §3.8).
+    # Re-wrap at 64 characters: a PEM pasted onto one line is otherwise refused.
     body = "".join(match.group(2).split())
     wrapped = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
     pem = f"-----BEGIN {label}-----\n{wrapped}\n-----END {label}-----\n".encode("ascii")

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from smartapp.errors import MalformedRequest, UnsupportedLifecycle
 
-# Wire name -> the request payload key(s); OAUTH_CALLBACK arrives spelled both ways (PROTOCOL.md 2.9).
+# Wire name -> the request payload key(s); sources disagree on OAUTH_CALLBACK's casing, so both are read.
 PAYLOAD_KEYS: dict[str, tuple[str, ...]] = {
     "PING": ("pingData",),
     "CONFIRMATION": ("confirmationData",),

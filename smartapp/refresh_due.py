@@ -23,7 +23,7 @@ from smartapp.wiring import build_cipher
 
 log = logging.getLogger(__name__)
 
-# SmartThings refresh tokens die after 30 days unused (PROTOCOL.md §4.2): renew them well before.
+# SmartThings refresh tokens die after 30 days unused: renew them well before.
 REFRESH_TOKEN_MAX_AGE = 25 * 24 * 3600
 DEFAULT_WITHIN_SECONDS = 3600
 # One installation's refreshes: lock wait plus one token call each, with room to spare.

@@ -35,7 +35,7 @@ def read_dotenv(path: str | Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting the service reads, named as in INTERFACE.md's environment table."""
+    """Every setting the service reads; docs/configuration.md lists each variable (names are a public contract)."""
 
     redis_url: str | None = None
     app: str | None = None  # the developer's SmartApp as module:attribute; unset: the bundled default app
@@ -68,7 +68,7 @@ class Settings:
     dev_mode: bool = False  # trust the local development signing key (smartapp simulate); never in production
     dyno: str | None = None  # set by Heroku on every dyno: a production sign with an ephemeral disk
 
-    # Environment variable name for each field (the contract in INTERFACE.md).
+    # Environment variable name for each field (a public contract: users' deployments set these names).
     ENV_NAMES = {
         "redis_url": "REDIS_URL",
         "log_format": "LOG_FORMAT",

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from smartapp.errors import SignatureError
 
-# The only algorithm SmartThings uses (PROTOCOL.md §3.4). Pinning it is what defeats algorithm
+# The only algorithm SmartThings uses. Pinning it is what defeats algorithm
 # confusion (an HMAC keyed with the public certificate text, node-http-signature issue #40).
 ALGORITHM = "rsa-sha256"
 REQUIRED_HEADERS = frozenset({"(request-target)", "digest", "date"})

@@ -16,7 +16,7 @@ SIGNED_HEADERS = "(request-target) digest date"
 
 
 def http_date(when: float) -> str:
-    """RFC 1123 with the `UTC` zone name SmartThings sends (PROTOCOL.md §3.1)."""
+    """RFC 1123 with the `UTC` zone name SmartThings sends (not `GMT`)."""
     stamp = dt.datetime.fromtimestamp(int(when), tz=dt.timezone.utc)
     return format_datetime(stamp, usegmt=True).replace("GMT", "UTC")
 

@@ -58,7 +58,7 @@ class SmartThingsClient:
 
     def refresh_token(self, refresh_token: str, *, token_url: str, client_id: str, client_secret: str,
                       timeout: float) -> Grant:
-        """One refresh at the SmartThings token endpoint (PROTOCOL.md §4.2); both tokens come back new."""
+        """One refresh at the SmartThings token endpoint; both tokens come back new and the old refresh token dies."""
         try:
             response = self.session.post(
                 token_url,

@@ -21,10 +21,10 @@ from smartapp.store.installation import TokenPair
 
 log = logging.getLogger(__name__)
 
-# The lease must outlive one token call plus the write (RELIABILITY G4), yet free a dead holder's
-# installation soon (G3). A holder SIGSTOPped past it is stopped by the compare-and-set instead.
+# The lease must outlive one token call plus the write, yet free a dead holder's installation soon.
+# A holder SIGSTOPped past it is stopped by the compare-and-set instead (docs/reliability.md#the-lock-lease).
 LOCK_TTL_SECONDS = 15.0
-CALL_TIMEOUT_SECONDS = 4.0     # RELIABILITY §1d: token endpoint ≤ 4 s
+CALL_TIMEOUT_SECONDS = 4.0     # one token call, well inside the request's 8 s budget
 MAX_LOCK_WAIT_SECONDS = 6.0
 EARLY_SECONDS = 60.0           # a token this close to expiry counts as expired
 _CAS_ATTEMPTS = 5
@@ -48,7 +48,7 @@ class TokenKind:
         return f"{self.name}_refresh_rejected"
 
 
-# SmartThings access tokens last ~24 h (PROTOCOL.md §4.2); refresh tokens 30 days and are single-use.
+# SmartThings access tokens last ~24 h; refresh tokens 30 days and are single-use (docs/protocol.md#tokens).
 SMARTTHINGS = TokenKind("smartthings", lambda record: record.smartthings_tokens, "auth_token", "refresh_token",
                         "auth_token_expires_at", "refresh_token_issued_at", default_lifetime=24 * 3600 - 300)
 PROVIDER = TokenKind("provider", lambda record: record.provider_tokens, "provider_access_token",
@@ -148,7 +148,7 @@ class TokenKeeper:
 
     def _refresh(self, installed_app_id: str, kind: TokenKind, record: Installation, deadline: Deadline) -> Refreshed:
         if record.reauth_required == kind.rejected:
-            # G6: a dead refresh token is not sent again; only UPDATE or a new link clears the flag.
+            # A dead refresh token is not sent again; only UPDATE or a new link clears the flag.
             raise ReauthRequired(detail=f"{kind.name} refresh token already rejected")
         used = kind.pair(record).refresh_token
         if used is None:
@@ -169,8 +169,8 @@ class TokenKeeper:
                 return Refreshed(newer, refreshed=False)
             raise ReauthRequired(detail=f"{kind.name} refresh token rejected") from None
         except UpstreamUnavailable as error:
-            # G5: the old pair stays. After a timeout the provider may have rotated anyway; if so the
-            # next attempt gets invalid_grant and is flagged (G8: detected, never silent).
+            # The old pair stays. After a timeout the provider may have rotated anyway; if so the
+            # next attempt gets invalid_grant and is flagged: detected, never silent.
             reason = "refresh_outcome_unknown" if error.reason.endswith("timeout") else "refresh_failed"
             self._log(logging.WARNING, reason, installed_app_id, kind, detail=error.reason)
             raise
@@ -179,7 +179,7 @@ class TokenKeeper:
 
     def _store_grant(self, installed_app_id: str, kind: TokenKind, record: Installation, used: str, grant: Grant,
                      started: float) -> Installation:
-        """Compare-and-set: written only over the pair we refreshed; a newer pair (UPDATE, re-link) wins (G9)."""
+        """Compare-and-set: written only over the pair we refreshed; a newer pair (UPDATE, re-link) wins."""
         base = record
         for _ in range(_CAS_ATTEMPTS):
             fields = _grant_fields(kind, base, grant, started)
@@ -241,7 +241,7 @@ def _grant_fields(kind: TokenKind, base: Installation, grant: Grant, started: fl
     if grant.refresh_token is not None:
         fields[kind.refresh] = grant.refresh_token
         fields[kind.issued_at] = started
-    # G7: no refresh token in the answer means the old one stays valid; it is kept, never cleared.
+    # No refresh token in the answer means the old one stays valid; it is kept, never cleared.
     if kind is PROVIDER and grant.scope:
         fields["provider_scope"] = grant.scope
     if base.reauth_required == kind.rejected:

@@ -238,7 +238,7 @@ def test_key_server_must_be_scheme_and_host(bad):
         KeyResolver(key_server=bad)
 
 
-# --- D1/D2: hostile keyIds never become URLs -----------------------------------------------------
+# --- hostile keyIds never become URLs -----------------------------------------------------------
 
 HOSTILE = [
     "@{attacker}/x",
@@ -299,7 +299,7 @@ def test_hostile_key_id_would_reach_attacker_if_concatenated(server, attacker):
     assert attacker.connections == 1
 
 
-# --- D3/D4/D5: floods, cheap checks first, negative cache ----------------------------------------
+# --- floods, cheap checks first, negative cache ----------------------------------------------
 
 
 def test_a_clock_read_before_waiting_for_the_lock_cannot_refill_the_budget_twice(server):
@@ -371,7 +371,7 @@ def test_flood_of_unknown_ids_is_bounded_by_fetch_budget(make_resolver, server, 
 
 
 def test_stale_date_or_bad_digest_never_fetch(server, signer, test_key):
-    """D4: a forged request with an unknown keyId is refused by the cheap checks, with 0 fetches."""
+    """A forged request with an unknown keyId is refused by the cheap checks, with 0 fetches."""
     resolver = KeyResolver(key_server=server.url)
     verifier = Verifier(resolve_key=resolver.resolve)
     body = b'{"lifecycle":"EVENT"}'
@@ -429,7 +429,7 @@ def test_negative_cache_is_bounded(make_resolver, server):
     assert [server.fetches(key_id(n)) for n in (1, 2, 3)] == [2, 1, 1]
 
 
-# --- D6/D7/D8/D9: key server trouble -------------------------------------------------------------
+# --- key server trouble -------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -496,7 +496,7 @@ def test_404_on_refresh_drops_the_cached_key(make_resolver, server, clock, test_
     ],
 )
 def test_unknown_key_with_server_down_is_unavailable_fast(make_resolver, server, down, kind, reason):
-    """D7: 503 quickly, no retries."""
+    """A key server that does not answer: 503 quickly, no retries."""
     down(kind)
     resolver = make_resolver()
     start = time.monotonic()
@@ -506,7 +506,7 @@ def test_unknown_key_with_server_down_is_unavailable_fast(make_resolver, server,
 
 
 def test_redirect_is_not_followed(make_resolver, server, attacker, test_key):
-    """D8: a 302 to another host must not produce a connection there."""
+    """A 302 to another host must not produce a connection there."""
     server.publish(test_key.key_id, test_key.certificate_pem)
     server.mode = "redirect"
     server.redirect_to = attacker.url + "/"
@@ -518,7 +518,7 @@ def test_redirect_is_not_followed(make_resolver, server, attacker, test_key):
 
 @pytest.mark.parametrize("kind", ["huge", "huge_unsized"])
 def test_oversized_answer_is_capped(make_resolver, server, test_key, kind):
-    """D9: the body starts with a valid PEM, so only the size cap stands between it and acceptance."""
+    """The body starts with a valid PEM, so only the size cap stands between it and acceptance."""
     server.publish(test_key.key_id, test_key.certificate_pem)
     server.mode = kind
     server.huge_bytes = 50 << 20
@@ -536,7 +536,7 @@ def test_size_cap_leaves_room_for_a_real_certificate(make_resolver, server, test
 
 
 def test_slow_drip_is_cut_off_by_the_total_deadline(make_resolver, server, test_key):
-    """D9: a byte every 0.2 s never trips the per-read timeout; the wall-clock deadline must."""
+    """A byte every 0.2 s never trips the per-read timeout; the wall-clock deadline must."""
     server.publish(test_key.key_id, test_key.certificate_pem)
     server.mode = "slow"
     server.drip_interval = 0.2
@@ -549,7 +549,7 @@ def test_slow_drip_is_cut_off_by_the_total_deadline(make_resolver, server, test_
     assert not [t for t in threading.enumerate() if t.name == "smartapp-key-fetch"]
 
 
-# --- D10: what the key server returns ------------------------------------------------------------
+# --- what the key server returns -----------------------------------------------------------------
 
 
 def _utc(epoch: float) -> dt.datetime:
@@ -632,7 +632,7 @@ def test_garbage_mode(make_resolver, server):
     assert reason_of(lambda: make_resolver().resolve(key_id(9))) == "unknown_key"
 
 
-# --- D11 and cache bounds ------------------------------------------------------------------------
+# --- single flight and cache bounds ---------------------------------------------------------------
 
 
 def test_concurrent_first_requests_cause_one_fetch(make_resolver, server, test_key):

@@ -1,4 +1,4 @@
-"""OAUTH_CALLBACK through the signed webhook against a loopback AS: RELIABILITY.md group F, both stores."""
+"""OAUTH_CALLBACK through the signed webhook against a loopback AS: every refusal stores nothing, both stores."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def test_page_shows_the_oauth_setting_with_a_complete_authorize_url(client, sign
 @pytest.mark.parametrize("shape", ["{}", "?{}", "/oauth/callback?{}"])
 def test_link_stores_encrypted_tokens_and_answers_the_envelope(client, signer, store, provider_server,
                                                                smartapp_log, key, shape):
-    """F11: the whole link; tokens stored encrypted, nothing secret in the log, state consumed."""
+    """The whole link: tokens stored encrypted, nothing secret in the log, state consumed."""
     url_path = sign_in(url_template(client, signer))
     response = callback(client, signer, shape.format(url_path), key=key)
     assert response.status_code == 200
@@ -172,7 +172,7 @@ def test_no_oauth_setting_without_a_provider(make_app, store_kind, signer):
     assert [s["type"] for section in page["sections"] for s in section["settings"]] == ["DEVICE"]
 
 
-# --- group F: every failure stores nothing and exchanges at most what it must ---------------------
+# --- every failure stores nothing and exchanges at most what it must -----------------------------
 
 
 def assert_nothing_stored(store, provider_server, *, exchanges: int = 0):

@@ -15,7 +15,7 @@ from smartapp.store.redis_store import RedisStore, make_redis_client
 from tests.fakes.redis_server import RedisServer, free_port
 
 IAID = "5f0a7b3c-1d2e-4f60-8a9b-0c1d2e3f4a5b"
-BUDGET = 1.5  # seconds of Redis time one request may spend (RELIABILITY.md §1d)
+BUDGET = 1.5  # seconds of Redis time one request may spend (docs/reliability.md#the-time-budget)
 
 
 @pytest.fixture

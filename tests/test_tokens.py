@@ -1,4 +1,4 @@
-"""TokenKeeper: a valid token for installation X, refreshed single-flight; RELIABILITY.md group G, both stores."""
+"""TokenKeeper: a valid token for installation X, refreshed single-flight, on both stores."""
 
 from __future__ import annotations
 

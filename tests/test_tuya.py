@@ -20,7 +20,7 @@ from tests.fakes.http import LoopbackServer, Reply
 from tests.fakes.oauth_provider import FakeTuya
 from tests.webhook_client import post_signed
 
-# OAUTH.md §1.3: Tuya's worked example.
+# Tuya's worked example from its "Sign Requests" documentation.
 CLIENT_ID = "1KAD46OrT9HafiKdsXeg"
 SECRET = "4OHBOnWOqaEC1mWXOpVL3yV50s0qGSRC"
 T = "1588925778000"

@@ -12,7 +12,7 @@ import requests
 from smartapp.checks import FAIL, OK, WARN, Finding
 from smartapp.settings import Settings
 
-# Signatures are accepted within ±300 s (DESIGN.md §4); warn well before a drifting clock gets there.
+# Signatures are accepted within ±300 s (signature.Verifier); warn well before a drifting clock gets there.
 SKEW_FAIL_SECONDS = 300
 SKEW_WARN_SECONDS = 30
 TIMEOUT = (3.0, 10.0)  # SmartThings itself waits 10 s for an answer

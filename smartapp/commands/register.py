@@ -27,7 +27,7 @@ def scopes(app: SmartApp) -> list[str]:
 
 
 def check_target_url(url: str | None) -> str:
-    """SmartThings only calls public https URLs with a certificate for a host name (PROTOCOL.md §6 #5)."""
+    """SmartThings only calls public https URLs with a certificate for a host name (else TargetTimeoutError)."""
     if not url:
         raise CommandError("no target URL: set SMARTAPP_PUBLIC_URL (or pass --target-url) to the public https URL "
                            "SmartThings will call, e.g. your tunnel's https address")

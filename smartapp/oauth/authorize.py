@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from smartapp.oauth.pkce import s256_challenge
 from smartapp.oauth.provider import ProviderConfig
 
-# SmartThings keeps an OAUTH setting's urlTemplate to 2048 characters (PROTOCOL.md §2.4).
+# SmartThings keeps an OAUTH setting's urlTemplate to 2048 characters.
 MAX_URL_TEMPLATE = 2048
 
 

@@ -24,7 +24,7 @@ class CallbackParams:
 
 
 def parse_url_path(url_path: str) -> CallbackParams:
-    """`code=..&state=..`, `?code=..` or `/oauth/callback?code=..`; ambiguity is an error (RELIABILITY F6)."""
+    """`code=..&state=..`, `?code=..` or `/oauth/callback?code=..`; ambiguity (a parameter twice) is an error."""
     if len(url_path) > MAX_URL_PATH:
         raise OAuthLinkError("oauth_callback_ambiguous", "urlPath too long")
     query = url_path.split("?", 1)[1] if "?" in url_path else url_path

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 from smartapp.errors import ProviderRejected
 
 # Tokens go into Authorization headers and URL paths later: printable ASCII without spaces only, so a
-# hostile value ("\r\nX-Injected: 1") can never split a header (RELIABILITY.md F9).
+# hostile value ("\r\nX-Injected: 1") can never split a header.
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}\Z")
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 _MAX_LIFETIME = 400 * 24 * 3600

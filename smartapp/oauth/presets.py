@@ -14,7 +14,8 @@ class Preset:
     authorize_url: str | None      # None: must come from SMARTAPP_OAUTH_AUTHORIZE_URL
     token_url: str | None          # None: must come from SMARTAPP_OAUTH_TOKEN_URL (Tuya: per region)
     scope: str | None
-    pkce: bool                     # send S256 PKCE; only where the provider documents it (OAUTH.md §0)
+    # Send S256 PKCE only where the provider documents it (docs/protocol.md#third-party-providers).
+    pkce: bool
     auth_method: str               # client_secret_basic | client_secret_post | tuya_signature
     issuer: str | None = None      # RFC 9207 `iss` it sends, when known exactly
 
@@ -36,7 +37,7 @@ PRESETS: dict[str, Preset] = {
                    pkce=False, auth_method="tuya_signature"),
 }
 
-# Tuya OpenAPI host per data centre (the official SDKs' endpoint enums, OAUTH.md §1.2).
+# Tuya OpenAPI host per data centre, as Tuya's official SDKs list them.
 TUYA_HOSTS: dict[str, str] = {
     "cn": "https://openapi.tuyacn.com",
     "us": "https://openapi.tuyaus.com",

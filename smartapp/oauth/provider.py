@@ -27,7 +27,7 @@ class ProviderConfig:
     region: str | None = None     # Tuya data centre
     issuer: str | None = None     # exact RFC 9207 issuer, when known
     connect_timeout: float = 1.0
-    call_timeout: float = 4.0     # RELIABILITY.md §1d: token endpoint ≤ 4 s
+    call_timeout: float = 4.0     # leaves room in SmartThings' 10 s (docs/reliability.md#the-time-budget)
 
 
 class Provider(Protocol):

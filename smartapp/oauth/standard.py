@@ -67,7 +67,7 @@ class StandardProvider:
 
     def exchange_code(self, *, code: str, code_verifier: str | None, redirect_uri: str, region: str | None,
                       timeout: float) -> Grant:
-        """One attempt only: a code is single use, so a timeout is never retried (RELIABILITY F8)."""
+        """One attempt only: a code is single use, so a timeout is never retried."""
         with self._session() as session, _as_provider_errors():
             body = session.fetch_token(self.config.token_url, grant_type="authorization_code", code=code,
                                        redirect_uri=redirect_uri, code_verifier=code_verifier,
@@ -80,7 +80,7 @@ class StandardProvider:
                                               timeout=self._timeouts(timeout), allow_redirects=False))
         grant = grant_from_token_response(body, initial=False)
         if grant.refresh_token == refresh_token:
-            # Authlib copies the old refresh token into a reply without one: that is no rotation (G7).
+            # Authlib copies the old refresh token into a reply without one: that is no rotation.
             grant = Grant(access_token=grant.access_token, refresh_token=None, expires_in=grant.expires_in,
                           scope=grant.scope)
         return grant

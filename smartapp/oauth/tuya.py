@@ -1,4 +1,4 @@
-"""Tuya's token calls: signed GETs (HMAC-SHA256, OAUTH.md §1.3) to the user's data-centre host."""
+"""Tuya's token calls: signed GETs (HMAC-SHA256 over Tuya's stringToSign) to the user's data-centre host."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from smartapp.oauth.grant import Grant, is_token, lifetime
 from smartapp.oauth.presets import TUYA_HOSTS
 from smartapp.oauth.provider import ProviderConfig
 
-# Tuya result codes (OAUTH.md §1.4) that mean "this code or refresh token is dead": the user re-links.
+# Tuya result codes that mean "this code or refresh token is dead" (1010-1012 token, 1107 code): the user re-links.
 _DEAD_GRANT = {1010, 1011, 1012, 1107}
 # Codes that mean our client set-up is wrong (key, id, permission); the stored token may still be good.
 _BAD_CLIENT = {1004, 1005, 1106}
@@ -82,7 +82,8 @@ class TuyaProvider:
         self.session = session or settle_environment(requests.Session(), self.base_url(config.region))
 
     def base_url(self, region: str | None) -> str:
-        # The exchange and every refresh go to the data centre the link was made in (OAUTH.md §1.1).
+        # A Tuya code is redeemable only in the user's data centre: the exchange and every refresh go
+        # where the link was made.
         if self.config.token_url:
             return self.config.token_url.rstrip("/")
         return TUYA_HOSTS[region or self.config.region or "us"]

@@ -51,7 +51,7 @@ class TokenAuthority:
         self.delay = 0.0
         self.fail_status: int | None = None           # answer every token call with this status
         self.override: Reply | None = None            # answer every token call with this reply
-        self.rotate_then_delay = 0.0                  # G8: rotate, then answer this late
+        self.rotate_then_delay = 0.0                  # rotate, then answer this late (a lost reply)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
 
@@ -97,7 +97,7 @@ class TokenAuthority:
 
     def _error(self, status: int, error: str) -> Reply:
         if self.style == "github":
-            status = 200  # GitHub answers errors with HTTP 200 (OAUTH.md §2)
+            status = 200  # GitHub answers token errors with HTTP 200
         return Reply(status, {"error": error, "error_description": "no details for you"},
                      {"Cache-Control": "no-store"})
 
@@ -237,7 +237,7 @@ class FakeTuya(LoopbackServer):
         return code
 
     def _signature_ok(self, call: Call) -> bool:
-        # Recomputed here from OAUTH.md §1.3 independently of smartapp.oauth.tuya.
+        # Recomputed here from Tuya's signing recipe, independently of smartapp.oauth.tuya.
         headers = call.headers
         if headers.get("client_id") != self.client_id or headers.get("sign_method") != "HMAC-SHA256":
             return False
