@@ -7,12 +7,13 @@ from typing import Any, Callable, Mapping
 
 from flask import Flask
 
-from smartapp import banner, logs, webhook
+from smartapp import banner, logs
 from smartapp.application import SmartApp
 from smartapp.devkey import dev_key_id, dev_key_path, load_or_create_dev_key, trusting_dev_key
 from smartapp.keys import KeyResolver, load_public_key
 from smartapp.settings import ConfigError, Settings
 from smartapp.signature import Verifier
+from smartapp.webhook import Webhook, WebhookMount, routes
 from smartapp.wiring import build_services, merged_environment
 
 
@@ -38,11 +39,13 @@ def create_app(config: Mapping[str, Any] | None = None, *, app: SmartApp | None 
         resolve_key = trusting_dev_key(resolver.resolve, dev_public_key)
         trusted_dev_key_id = dev_key_id(dev_public_key)
     flask_app = Flask(__name__)
-    # Only the webhook reads bodies, and it enforces its own limit; this covers any route added later.
+    # The webhook enforces its own limit (SMARTAPP_MAX_BODY_BYTES); this covers any route added later.
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    flask_app.extensions["smartapp"] = services
+    flask_app.extensions["smartapp"] = services  # for routes a developer adds
+    routes.register(flask_app, services)
     verifier = Verifier(resolve_key=resolve_key, public_path=settings.public_path, clock=clock)
-    webhook.register(flask_app, webhook.Webhook(services, verifier))
+    # The webhook's paths are answered in front of Flask (see webhook/wsgi.py for what that leaves out).
+    flask_app.wsgi_app = WebhookMount(Webhook(services, verifier), flask_app.wsgi_app)  # type: ignore[method-assign]
     flask_app.wsgi_app = logs.RequestIds(flask_app.wsgi_app)  # type: ignore[method-assign]
     banner.announce(settings, environ, store_description=services.store.describe(), dev_key_id=trusted_dev_key_id)
     return flask_app

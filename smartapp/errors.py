@@ -42,6 +42,18 @@ class UnsupportedLifecycle(MalformedRequest):
     reason = "unsupported_lifecycle"
 
 
+class NotFound(SmartAppError):
+    status = 404
+    reason = "not_found"
+
+
+class MethodNotAllowed(SmartAppError):
+    """The webhook answers POST only."""
+
+    status = 405
+    reason = "method_not_allowed"
+
+
 class PayloadTooLarge(SmartAppError):
     status = 413
     reason = "payload_too_large"
