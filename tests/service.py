@@ -37,11 +37,14 @@ class Gunicorn:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                if requests.get(self.url + "/healthz", timeout=0.5).status_code == 200:
+                # Every worker, not just the first: one still starting would meet what the test does next
+                # (a frozen Redis, say) at its own start.
+                if requests.get(self.url + "/healthz", timeout=0.5).status_code == 200 and \
+                        self.output().count("smartapp_started") >= workers:
                     return
             except (requests.ConnectionError, requests.Timeout):
-                # Not listening yet, or a worker still importing on a busy machine: ask again.
-                time.sleep(0.1)
+                pass  # not listening yet, or a worker still importing on a busy machine: ask again
+            time.sleep(0.1)
             if self.process.poll() is not None:
                 break
         self.stop()
