@@ -11,10 +11,10 @@ from smartapp import banner, logs
 from smartapp.application import SmartApp
 from smartapp.devkey import dev_key_id, dev_key_path, load_or_create_dev_key, trusting_dev_key
 from smartapp.keys import KeyResolver, load_public_key
-from smartapp.settings import ConfigError, Settings
+from smartapp.settings import Settings
 from smartapp.signature import Verifier
 from smartapp.webhook import Webhook, WebhookMount, routes
-from smartapp.wiring import build_services, merged_environment
+from smartapp.wiring import build_services, checked, merged_environment
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, app: SmartApp | None = None,
@@ -24,17 +24,14 @@ def create_app(config: Mapping[str, Any] | None = None, *, app: SmartApp | None 
     `config` overrides environment variables by name; `clock` is injectable for tests.
     """
     environ = merged_environment(config)
-    settings = Settings.from_env(environ)
-    problems = settings.problems()
-    if problems:
-        raise ConfigError(problems)
+    settings = checked(Settings.from_env(environ))
     logs.configure(settings.log_format)
     services = build_services(settings, app=app, clock=clock)
     configured_key = load_public_key(settings.public_key_text()) if settings.public_key else None
     resolver = KeyResolver(key_server=settings.key_server, configured_key=configured_key, clock=clock, share=services.store)
     resolve_key, trusted_dev_key_id = resolver.resolve, None
     if settings.dev_mode:
-        # Reached only when settings.problems() found no production sign (see Settings.dev_mode_problems).
+        # Reached only when `checked` found no production sign (see Settings.dev_mode_problems).
         dev_public_key = load_or_create_dev_key(dev_key_path(settings.db_path)).public_key()
         resolve_key = trusting_dev_key(resolver.resolve, dev_public_key)
         trusted_dev_key_id = dev_key_id(dev_public_key)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ from smartapp.errors import UnknownInstallation
 from smartapp.lifecycle import validate_installed_app_id
 from smartapp.services import Services
 from smartapp.settings import ConfigError, Settings
-from smartapp.wiring import build_services, merged_environment
+from smartapp.wiring import build_services, merged_environment, missing_store_problems, problems
 
 # Outside a lifecycle nobody waits 10 s for us, but a frozen remote must still not hang a job forever.
 DEFAULT_BUDGET_SECONDS = 30.0
@@ -30,13 +29,9 @@ def services_for(config: Mapping[str, Any] | None = None, *, app: SmartApp | Non
     with _services_lock:
         if key not in _services:
             settings = Settings.from_env(merged_environment(config))
-            problems = settings.problems()
-            if settings.store_kind == "sqlite" and not os.path.exists(settings.db_path):
-                # Run from another directory, a relative path would otherwise make a new, empty store.
-                problems.append(f"no embedded store at {os.path.abspath(settings.db_path)}: run from the service's "
-                                "directory or set SMARTAPP_DB_PATH (or REDIS_URL) as the service has it")
-            if problems:
-                raise ConfigError(problems)
+            found = problems(settings) + missing_store_problems(settings)
+            if found:
+                raise ConfigError(found)
             _services[key] = build_services(settings, app=app)
         return _services[key]
 

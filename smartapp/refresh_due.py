@@ -15,11 +15,11 @@ from smartapp.deadline import Deadline
 from smartapp.errors import SmartAppError
 from smartapp.oauth import build_provider
 from smartapp.outbound import size_pool
-from smartapp.settings import ConfigError, Settings
+from smartapp.settings import Settings
 from smartapp.smartthings import SmartThingsClient
-from smartapp.store import Installation, Store, open_store
-from smartapp.tokens import KINDS, TokenKeeper, TokenKind, build_keeper, expires_within
-from smartapp.wiring import build_cipher
+from smartapp.store import Installation, Store
+from smartapp.tokens import KINDS, TokenKeeper, TokenKind, expires_within
+from smartapp.wiring import build_keeper, checked, open_configured_store
 
 log = logging.getLogger(__name__)
 
@@ -133,15 +133,13 @@ def run(*, settings: Settings, within_seconds: float = DEFAULT_WITHIN_SECONDS, c
     `concurrency` installations are refreshed at once in all; with `processes` > 1 they are split
     over that many processes, because one process's refreshes share one core (the GIL).
     """
-    problems = settings.problems()
-    if problems:
-        raise ConfigError(problems)
+    checked(settings)
     if processes <= 1:
         return _sweep_in_this_process(settings, None, within_seconds, concurrency, clock)
     if clock is not time.time:
         raise ValueError("a sweep over several processes runs on the wall clock")
     build_provider(settings)  # a provider it cannot build is a ConfigError (exit 2) here, not a dead process
-    store = _open_store(settings, clock)
+    store = open_configured_store(settings, clock=clock)
     try:
         ids = list(store.installed_app_ids())
     finally:
@@ -209,16 +207,11 @@ def _sweep_shard(sender: Connection, settings: Settings, ids: list[str], within_
         sender.close()
 
 
-def _open_store(settings: Settings, clock: Callable[[], float]) -> Store:
-    return open_store(redis_url=settings.redis_url, sqlite_path=settings.db_path, cipher=build_cipher(settings),
-                      clock=clock, redis_options=settings.redis_options())
-
-
 def _sweep_in_this_process(settings: Settings, ids: list[str] | None, within_seconds: float, concurrency: int,
                            clock: Callable[[], float]) -> RefreshReport:
     """Sweep `ids` (None: every installation) with this process's own store connections and HTTP sessions."""
     provider = build_provider(settings)
-    store = _open_store(settings, clock)
+    store = open_configured_store(settings, clock=clock)
     try:
         smartthings = SmartThingsClient(api_url=settings.api_url)
         size_pool(smartthings.session, concurrency)  # every thread keeps its connection to the token endpoint

@@ -10,7 +10,7 @@ import requests
 
 from smartapp.deadline import Deadline
 from smartapp.errors import ProviderRejected, UpstreamUnavailable
-from smartapp.oauth.grant import Grant, error_code, grant_from_token_response
+from smartapp.grant import Grant, error_code, grant_from_token_response
 from smartapp.outbound import settle_environment
 
 log = logging.getLogger(__name__)

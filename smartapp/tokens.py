@@ -12,10 +12,7 @@ from smartapp.deadline import Deadline
 from smartapp.errors import (
     ProviderRejected, ReauthRequired, StoreUnavailable, UnknownInstallation, UpstreamUnavailable, VersionConflict,
 )
-from smartapp.oauth.grant import Grant
-from smartapp.oauth.provider import Provider
-from smartapp.settings import Settings
-from smartapp.smartthings import SmartThingsClient
+from smartapp.grant import Grant
 from smartapp.store import Installation, Store
 from smartapp.store.installation import TokenPair
 
@@ -247,32 +244,3 @@ def _grant_fields(kind: TokenKind, base: Installation, grant: Grant, started: fl
     if base.reauth_required == kind.rejected:
         fields["reauth_required"] = None
     return fields
-
-
-def smartthings_refresher(client: SmartThingsClient, settings: Settings) -> Refresher:
-    """Refreshes with the SmartApp's own client (Basic auth) at SMARTAPP_TOKEN_URL."""
-    def refresh(record: Installation, timeout: float) -> Grant:
-        if not settings.client_id or not settings.client_secret:
-            raise ProviderRejected("client_not_configured", "SMARTAPP_CLIENT_ID/SMARTAPP_CLIENT_SECRET unset")
-        return client.refresh_token(record.refresh_token or "", token_url=settings.token_url,
-                                    client_id=settings.client_id, client_secret=settings.client_secret,
-                                    timeout=timeout)
-    return refresh
-
-
-def provider_refresher(provider: Provider) -> Refresher:
-    """Refreshes at the provider the installation linked with, in the data centre it linked in."""
-    def refresh(record: Installation, timeout: float) -> Grant:
-        if record.provider != provider.config.name:
-            raise ProviderRejected("provider_changed", "the installation linked another provider")
-        return provider.refresh(refresh_token=record.provider_refresh_token or "", region=record.provider_region,
-                                timeout=timeout)
-    return refresh
-
-
-def build_keeper(*, store: Store, smartthings: SmartThingsClient, settings: Settings, provider: Provider | None,
-                 clock: Callable[[], float] = time.time) -> TokenKeeper:
-    refreshers = {SMARTTHINGS.name: smartthings_refresher(smartthings, settings)}
-    if provider is not None:
-        refreshers[PROVIDER.name] = provider_refresher(provider)
-    return TokenKeeper(store=store, refreshers=refreshers, clock=clock)

@@ -9,7 +9,7 @@ import pytest
 from smartapp.errors import OAuthLinkError, ProviderRejected
 from smartapp.oauth.authorize import MAX_URL_TEMPLATE, authorize_url
 from smartapp.oauth.callback import parse_url_path
-from smartapp.oauth.grant import Grant, grant_from_token_response
+from smartapp.grant import Grant, grant_from_token_response
 from smartapp.oauth.link import PendingLink, origin
 from smartapp.oauth.pkce import new_verifier, s256_challenge
 from smartapp.oauth.presets import PRESETS

@@ -8,6 +8,7 @@ from smartapp.settings import Settings
 from smartapp.store.redis_target import (
     RedisOptions, RedisUrlError, parse_redis_url, target_problems, tls_arguments, verify_mode,
 )
+from smartapp.wiring import redis_options
 from tests.conftest import TOKEN_KEY
 from tests.test_cli import run
 
@@ -128,4 +129,4 @@ def test_the_app_refuses_a_misspelt_option_at_start_instead_of_crashing_each_wor
 
 def test_wait_replicas_is_read_as_a_number():
     settings = Settings.from_env({"REDIS_URL": "redis://c:1/0", "SMARTAPP_REDIS_WAIT_REPLICAS": "2"}, dotenv=None)
-    assert settings.redis_options() == RedisOptions(wait_replicas=2)
+    assert redis_options(settings) == RedisOptions(wait_replicas=2)

@@ -14,7 +14,8 @@ from smartapp.oauth.factory import build_provider
 from smartapp.settings import Settings
 from smartapp.store import TokenCipher, open_store
 from smartapp.smartthings import SmartThingsClient
-from smartapp.tokens import PROVIDER, SMARTTHINGS, TokenKeeper, provider_refresher, smartthings_refresher
+from smartapp.tokens import PROVIDER, SMARTTHINGS, TokenKeeper
+from smartapp.wiring import provider_refresher, smartthings_refresher
 from tests.conftest import TOKEN_KEY
 from tests.fakes.oauth_provider import FakeAuthorizationServer
 

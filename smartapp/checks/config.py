@@ -8,16 +8,15 @@ from urllib.parse import urlsplit
 from smartapp.checks import FAIL, OK, WARN, Finding
 from smartapp.commands.register import is_ip_address
 from smartapp.commands.url_template import IncompleteOAuth, redirect_uri_warning, url_template
-from smartapp.oauth import provider_problems
 from smartapp.settings import Settings
 from smartapp.signature import strip_query
+from smartapp.wiring import problems
 
 HEROKU_ROUTER_TIMEOUT = 30
 
 
 def config_findings(settings: Settings, environ: Mapping[str, str]) -> list[Finding]:
-    problems = list(dict.fromkeys(settings.problems() + provider_problems(settings)))
-    found = [Finding(FAIL, "config", problem) for problem in problems]
+    found = [Finding(FAIL, "config", problem) for problem in problems(settings)]
     if not found:
         found.append(Finding(OK, "config", f"configuration is valid (store: {settings.store_kind})"))
     found += completeness(settings)
@@ -46,7 +45,7 @@ def completeness(settings: Settings) -> list[Finding]:
 
 
 def oauth(settings: Settings) -> list[Finding]:
-    """Missing values are config findings already (provider_problems); here: would the link come back?"""
+    """Missing values are config findings already (wiring.problems); here: would the link come back?"""
     if not settings.oauth_provider:
         return [Finding(OK, "oauth", "no third-party account linking configured (SMARTAPP_OAUTH_PROVIDER unset)")]
     found = []

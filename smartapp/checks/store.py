@@ -7,11 +7,11 @@ import stat
 from typing import Mapping
 
 from smartapp.checks import FAIL, OK, WARN, Finding
-from smartapp.commands.environment import CommandError, open_existing_store
 from smartapp.ephemeral import ephemeral_disk_reason
 from smartapp.errors import SmartAppError
-from smartapp.settings import Settings
+from smartapp.settings import ConfigError, Settings
 from smartapp.store import CorruptRecord, Store
+from smartapp.wiring import open_existing_store
 
 def store_findings(settings: Settings, environ: Mapping[str, str]) -> list[Finding]:
     found = disk_findings(settings, environ) if settings.store_kind == "sqlite" else []
@@ -24,7 +24,7 @@ def store_findings(settings: Settings, environ: Mapping[str, str]) -> list[Findi
                                 "not writable", "set SMARTAPP_DB_PATH to a writable, persistent location")]
     try:
         store = open_existing_store(settings)
-    except CommandError as error:
+    except ConfigError as error:
         return found + [Finding(FAIL, "store", str(error))]
     except (SmartAppError, OSError, ValueError) as error:
         return found + [Finding(FAIL, "store", f"cannot open the store ({_reason(error)})",

@@ -8,10 +8,12 @@ import json
 import sys
 import time
 
-from smartapp.commands.environment import CommandError, fail, load_settings, open_existing_store
+from smartapp.commands.environment import CommandError, fail, load_settings
 from smartapp.errors import SmartAppError
 from smartapp.lifecycle import validate_installed_app_id
+from smartapp.settings import ConfigError
 from smartapp.store import SECRET_FIELDS, CorruptRecord, Installation, Store
+from smartapp.wiring import open_existing_store
 
 # Each secret and the time that tells whether it is still good; the time fields are shown with it.
 TOKEN_TIMES = {
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"{args.installed_app_id!r} is not an installedAppId (a UUID)")
     try:
         store = open_existing_store(load_settings())
-    except CommandError as error:
+    except (CommandError, ConfigError) as error:
         return fail(str(error))
     try:
         return ACTIONS[args.action](store, args)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from smartapp.errors import OAuthLinkError
-from smartapp.oauth.grant import error_code
+from smartapp.grant import error_code
 
 MAX_URL_PATH = 4096
 _SINGLE = ("code", "state", "error", "iss")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from smartapp.oauth.grant import Grant
+from smartapp.grant import Grant
 from smartapp.oauth.presets import PRESETS, TUYA_HOSTS
 from smartapp.settings import ConfigError, Settings
 

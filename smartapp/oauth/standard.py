@@ -14,7 +14,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from smartapp.errors import ProviderRejected, UpstreamUnavailable
 from smartapp.outbound import settle_environment
-from smartapp.oauth.grant import Grant, error_code, grant_from_token_response
+from smartapp.grant import Grant, error_code, grant_from_token_response
 from smartapp.oauth.provider import ProviderConfig
 
 USER_AGENT = "smartapp/0.1 (SmartThings SmartApp)"

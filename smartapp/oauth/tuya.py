@@ -15,7 +15,7 @@ import requests
 
 from smartapp.errors import ProviderRejected, UpstreamUnavailable
 from smartapp.outbound import settle_environment
-from smartapp.oauth.grant import Grant, is_token, lifetime
+from smartapp.grant import Grant, is_token, lifetime
 from smartapp.oauth.presets import TUYA_HOSTS
 from smartapp.oauth.provider import ProviderConfig
 

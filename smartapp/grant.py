@@ -1,4 +1,4 @@
-"""What a token endpoint handed out, validated before anything is stored (RFC 6749 §5.1)."""
+"""What a token endpoint handed out (SmartThings or a provider), validated before anything is stored (RFC 6749 §5.1)."""
 
 from __future__ import annotations
 
