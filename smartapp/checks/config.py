@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Mapping
 from urllib.parse import urlsplit
 
 from smartapp.checks import FAIL, OK, WARN, Finding
-from smartapp.commands.register import is_ip_address
-from smartapp.commands.url_template import IncompleteOAuth, redirect_uri_warning, url_template
+from smartapp.oauth.registration import IncompleteOAuth, redirect_uri_warning, url_template
 from smartapp.settings import Settings
 from smartapp.signature import strip_query
 from smartapp.wiring import problems
@@ -107,3 +107,11 @@ def proxies(environ: Mapping[str, str]) -> list[Finding]:
                              "and SmartThings at 10 s", "leave GUNICORN_TIMEOUT unset (20 s)"))
     return found
 
+
+def is_ip_address(host: str) -> bool:
+    """A bare IP address: SmartThings calls only a host name with a certificate (also `register`'s check)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -38,6 +38,7 @@ def store_findings(settings: Settings, environ: Mapping[str, str]) -> list[Findi
 
 
 def redis_store_findings(store: Store, *, wait_replicas: int) -> list[Finding]:
+    # Imported here: redis-py takes about 0.2 s to import, and a SQLite deployment never needs it.
     from smartapp.checks.redis import deployment_findings, durability_findings, unreachable_fix
 
     reached = reachability(store, unreachable_fix=unreachable_fix)

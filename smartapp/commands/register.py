@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import re
 import sys
@@ -12,10 +11,11 @@ from urllib.parse import urlsplit
 
 from smartapp.app_loader import load_app
 from smartapp.application import SmartApp
+from smartapp.checks.config import is_ip_address
 from smartapp.commands import lifecycles
-from smartapp.pages import scopes_of
 from smartapp.commands.environment import CommandError, fail, load_settings
-from smartapp.commands.url_template import IncompleteOAuth, redirect_uri_warning, smartapp_callback, url_template
+from smartapp.oauth.registration import IncompleteOAuth, redirect_uri_warning, smartapp_callback, url_template
+from smartapp.pages import scopes_of
 from smartapp.settings import ConfigError, Settings
 from smartapp.signature import strip_query
 
@@ -140,11 +140,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nwrote {args.write}; create the app with: smartthings apps:create -i {args.write}",
               file=sys.stderr if args.json else sys.stdout)
     return 0 if complete else 1
-
-
-def is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

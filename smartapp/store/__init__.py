@@ -10,6 +10,7 @@ from smartapp.store.cipher import CorruptRecord, TokenCipher
 from smartapp.store.claims import LinkAttempt, ReplayState, SharedKey
 from smartapp.store.installation import SECRET_FIELDS, Installation
 from smartapp.store.redis_target import RedisOptions
+from smartapp.store.sqlite_store import SqliteStore
 
 
 class TokenStore(Protocol):
@@ -112,13 +113,12 @@ def open_store(*, redis_url: str | None, sqlite_path: str, cipher: TokenCipher,
         if not redis_url.strip():
             # An empty REDIS_URL is a mistake, not a request for SQLite: say so instead of guessing.
             raise ValueError("REDIS_URL is set but empty")
+        # Imported here: redis-py takes about 0.2 s to import, and a SQLite deployment never needs it.
         from smartapp.store.redis_store import RedisStore, make_redis_client
 
         options = redis_options or RedisOptions()
         return RedisStore(make_redis_client(redis_url, options), cipher, clock=clock,
                           wait_replicas=options.wait_replicas)
-    from smartapp.store.sqlite_store import SqliteStore
-
     return SqliteStore(sqlite_path, cipher, clock=clock)
 
 

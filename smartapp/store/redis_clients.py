@@ -11,6 +11,7 @@ from redis.connection import SSLConnection
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
+from smartapp.store.redis_errors import unavailable_detail
 from smartapp.store.redis_routes import ClusterScriptRunner, SentinelScriptRunner
 from smartapp.store.redis_scripts import ScriptRunner
 from smartapp.store.slot_tags import tag_for_slot
@@ -82,8 +83,6 @@ def make_redis_client(url: str, options: RedisOptions | None = None) -> RedisCli
             del arguments["redis_connect_func"]  # the cluster client runs its own handshake
             return RedisCluster.from_url(url, **arguments, require_full_coverage=False, **tls)
     except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException, OSError) as error:
-        from smartapp.store.redis_errors import unavailable_detail
-
         client = UndetectedRedis.from_url(url, **_client_arguments(), **tls)
         client.url, client.options, client.reason = url, options, unavailable_detail(error)
         return client

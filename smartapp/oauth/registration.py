@@ -1,12 +1,12 @@
-"""The OAUTH setting's urlTemplate as `register` shows it, and the redirect URI checks around it."""
+"""What account linking needs registered: the OAUTH setting's urlTemplate, and the redirect URI checks around it."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from smartapp.oauth import provider_config
 from smartapp.oauth.authorize import authorize_url
 from smartapp.oauth.presets import DEFAULT_REDIRECT_URI
+from smartapp.oauth.provider import provider_config
 from smartapp.settings import ConfigError, Settings
 
 # Account-linking callbacks of SmartThings Schema (C2C) connectors: a different product.
