@@ -18,7 +18,7 @@ from smartapp.tokens import TokenKeeper
 
 
 class Services(Protocol):
-    """What a context acts through: the service's long-lived parts (smartapp.services.Services has them)."""
+    """What a context acts through: the service's long-lived parts (handlers.services.Services has them)."""
 
     store: Store
     smartthings: SmartThingsClient

@@ -11,8 +11,8 @@ from smartapp.application import SmartApp
 from smartapp.context import Context, StoredToken, context_for
 from smartapp.deadline import Deadline
 from smartapp.errors import UnknownInstallation
+from smartapp.handlers.services import Services
 from smartapp.lifecycle import validate_installed_app_id
-from smartapp.services import Services
 from smartapp.settings import ConfigError, Settings
 from smartapp.wiring import build_services, merged_environment, missing_store_problems, problems
 

@@ -12,9 +12,9 @@ from smartapp.application import SmartApp
 from smartapp.devapi import SimulatorAwareSession
 from smartapp.errors import ProviderRejected, StoreUnavailable
 from smartapp.grant import Grant
+from smartapp.handlers.services import Services
 from smartapp.keys import load_public_key
 from smartapp.oauth import Provider, build_provider, provider_problems
-from smartapp.services import Services
 from smartapp.settings import ConfigError, Settings
 from smartapp.smartthings import SmartThingsClient
 from smartapp.store import Installation, Store, open_store

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from smartapp import dispatch, logs
-from smartapp.jsonbody import MAX_DEPTH, parse_json
+from smartapp import logs
 from smartapp.errors import MalformedRequest
+from smartapp.handlers import dispatch
+from smartapp.jsonbody import MAX_DEPTH, parse_json
 from smartapp.rejection_log import LINES_PER_REASON
 from tests.conftest import load_fixture
 from tests.webhook_client import post_signed

@@ -7,9 +7,9 @@ import logging
 from smartapp.app_calls import call_strictly
 from smartapp.context import Context
 from smartapp.errors import MalformedRequest
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.lifecycle import Lifecycle, optional_str
 from smartapp.oauth import link
-from smartapp.services import RequestInfo, Services
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import logging
 from urllib.parse import urlsplit, urlunsplit
 
 from smartapp.errors import UpstreamUnavailable
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.lifecycle import Lifecycle, optional_str, require_str
-from smartapp.services import RequestInfo, Services
 
 log = logging.getLogger(__name__)
 

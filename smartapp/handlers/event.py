@@ -9,9 +9,9 @@ from smartapp.app_calls import call_leniently
 from smartapp.application import EventHandler, SmartApp
 from smartapp.context import Context, LifecycleToken
 from smartapp.errors import MalformedRequest
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.handlers.uninstall import forget
 from smartapp.lifecycle import Lifecycle, installed_app
-from smartapp.services import RequestInfo, Services
 
 log = logging.getLogger(__name__)
 

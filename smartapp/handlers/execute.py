@@ -5,8 +5,8 @@ from __future__ import annotations
 from smartapp.app_calls import AppHandlerFailed, call_strictly
 from smartapp.context import Context, LifecycleToken
 from smartapp.errors import MalformedRequest
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.lifecycle import Lifecycle, installed_app
-from smartapp.services import RequestInfo, Services
 
 
 def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> dict:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from smartapp.app_calls import call_strictly
 from smartapp.context import Context, LifecycleToken
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.lifecycle import Lifecycle, installed_app, require_str
-from smartapp.services import RequestInfo, Services
 
 # SmartThings access tokens last about 24 h; refresh a little early rather than a little late.
 ACCESS_TOKEN_LIFETIME = 24 * 3600 - 300

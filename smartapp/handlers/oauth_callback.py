@@ -8,11 +8,11 @@ import logging
 from smartapp.errors import (
     MalformedRequest, OAuthLinkError, OAuthNotConfigured, ProviderRejected, StoreUnavailable, UpstreamUnavailable,
 )
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.lifecycle import Lifecycle, require_str
 from smartapp.oauth.callback import CallbackParams, parse_url_path
 from smartapp.oauth.link import PendingLink, origin
 from smartapp.oauth.provider import Provider
-from smartapp.services import RequestInfo, Services
 from smartapp.tokens import PROVIDER
 
 log = logging.getLogger(__name__)

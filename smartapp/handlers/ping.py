@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.lifecycle import Lifecycle, require_str
-from smartapp.services import RequestInfo, Services
 
 
 def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> dict:

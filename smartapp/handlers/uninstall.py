@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from smartapp.app_calls import call_leniently
 from smartapp.context import Context
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.lifecycle import Lifecycle, installed_app
-from smartapp.services import RequestInfo, Services
 
 
 def forget(context: Context, services: Services) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from smartapp.handlers import install
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.lifecycle import Lifecycle
-from smartapp.services import RequestInfo, Services
 
 
 def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> dict:

@@ -12,14 +12,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from smartapp.deadline import Deadline
-from smartapp.dispatch import dispatch, envelope
-from smartapp.errors import (
-    MethodNotAllowed, NotFound, RequestInProgress, SmartAppError, StoreUnavailable,
-)
+from smartapp.errors import MethodNotAllowed, NotFound, RequestInProgress, SmartAppError, StoreUnavailable
+from smartapp.handlers.dispatch import dispatch, envelope
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.jsonbody import parse_json
 from smartapp.lifecycle import lifecycle_name, parse
 from smartapp.rejection_log import RejectionLogLimit
-from smartapp.services import RequestInfo, Services
 from smartapp.settings import Settings
 from smartapp.signature import Verifier
 from smartapp.store import ReplayState

@@ -6,7 +6,7 @@ from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from smartapp.errors import StoreUnavailable
-from smartapp.services import Services
+from smartapp.handlers.services import Services
 from smartapp.webhook.core import RETRY_AFTER_SECONDS, json_body
 
 

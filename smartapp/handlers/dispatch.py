@@ -7,8 +7,8 @@ from typing import Callable
 from smartapp.handlers import (
     configuration, confirmation, event, execute, install, oauth_callback, ping, uninstall, update,
 )
+from smartapp.handlers.services import RequestInfo, Services
 from smartapp.lifecycle import ENVELOPE_KEYS, Lifecycle
-from smartapp.services import RequestInfo, Services
 
 Handler = Callable[[Lifecycle, Services, RequestInfo], dict]
 
