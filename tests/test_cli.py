@@ -270,11 +270,11 @@ def test_installations_report_an_unreachable_redis_without_its_password(tmp_path
 def test_every_subcommand_is_also_a_flask_command():
     import configparser
 
-    from smartapp.cli import build_parser
+    from smartapp.commands.cli import build_parser
 
     config = configparser.ConfigParser()
     config.read(Path(__file__).resolve().parents[1] / "setup.cfg")
     flask_commands = {line.split("=")[0].strip()
                       for line in config["options.entry_points"]["flask.commands"].splitlines() if line.strip()}
     (subcommands,) = [action for action in build_parser()._actions if action.dest == "command"]
-    assert set(subcommands.choices) == flask_commands, "add the command to setup.cfg and smartapp/flask_commands.py"
+    assert set(subcommands.choices) == flask_commands, "add the command to setup.cfg and smartapp/commands/flask_plugin.py"

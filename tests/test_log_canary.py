@@ -10,7 +10,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from smartapp.commands import lifecycles
+from smartapp import simulation
 from tests.apps.switches import app as switches_app
 from tests.conftest import service_environment
 from tests.fakes.redis_server import RedisServer
@@ -89,28 +89,28 @@ def signed(signer: Signer, body: dict, canaries: Canaries) -> tuple[bytes, dict]
 
 def test_no_secret_reaches_any_log_line(canary_run, signer):
     server, found, tmp_path = canary_run
-    sim = lifecycles.made_up(switches_app)
+    sim = simulation.made_up(switches_app)
     statuses = {}
 
-    install = lifecycles.body("INSTALL", sim)
+    install = simulation.body("INSTALL", sim)
     install["installData"].update(authToken=found.add("INSTALL authToken", str(uuid.uuid4())),
                                   refreshToken=found.add("INSTALL refreshToken", str(uuid.uuid4())))
     statuses["install"] = post(server, *signed(signer, install, found))
 
-    update = lifecycles.body("UPDATE", sim)
+    update = simulation.body("UPDATE", sim)
     update["updateData"].update(authToken=found.add("UPDATE authToken"), refreshToken=found.add("UPDATE refreshToken"))
     statuses["update"] = post(server, *signed(signer, update, found))
 
-    event = lifecycles.body("EVENT", sim)
+    event = simulation.body("EVENT", sim)
     event["eventData"]["authToken"] = found.add("EVENT authToken")
     statuses["event"] = post(server, *signed(signer, event, found))
 
-    callback = lifecycles.body("OAUTH_CALLBACK", sim)
+    callback = simulation.body("OAUTH_CALLBACK", sim)
     callback["oAuthCallbackData"]["urlPath"] = f"?code={found.add('OAuth code')}&state={sim.installed_app_id}"
     statuses["oauth callback"] = post(server, *signed(signer, callback, found))
 
     # A forger's request: valid shape, real tokens, signed with a key SmartThings never published.
-    forged = lifecycles.body("INSTALL", lifecycles.made_up(switches_app))
+    forged = simulation.body("INSTALL", simulation.made_up(switches_app))
     forged["installData"].update(authToken=found.add("forged authToken"), refreshToken=found.add("forged refresh"))
     statuses["bad signature"] = post(server, *signed(Signer(signing.TestKey.generate()), forged, found))
     raw, headers = signed(signer, forged, found)
@@ -126,7 +126,7 @@ def test_no_secret_reaches_any_log_line(canary_run, signer):
     statuses["media type"] = post(server, raw, {"Content-Type": "text/plain"})
     statuses["query"] = post(server, raw, headers, path=f"/?code={found.add('query code')}")
 
-    uninstall = lifecycles.body("UNINSTALL", sim)
+    uninstall = simulation.body("UNINSTALL", sim)
     statuses["uninstall"] = post(server, *signed(signer, uninstall, found))
 
     assert statuses == {"install": 200, "update": 200, "event": 200, "oauth callback": 400, "bad signature": 401,
@@ -149,9 +149,9 @@ def test_every_line_of_a_request_carries_its_ids(cloud, tmp_path, signer):
     env = service_environment(cloud, tmp_path, store="sqlite")
     server = Gunicorn(env, tmp_path / "gunicorn.log", cwd=tmp_path, workers=1)
     try:
-        sim = lifecycles.made_up(switches_app)
-        assert post(server, *signed(signer, lifecycles.body("INSTALL", sim), Canaries())) == 200
-        event = json.dumps(lifecycles.body("EVENT", sim)).encode()
+        sim = simulation.made_up(switches_app)
+        assert post(server, *signed(signer, simulation.body("INSTALL", sim), Canaries())) == 200
+        event = json.dumps(simulation.body("EVENT", sim)).encode()
         assert post(server, event, {**signer.headers(event), "X-ST-Correlation": "corr-canary-ids"}) == 200
     finally:
         server.stop()

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from smartapp.commands import lifecycles
+from smartapp import simulation
 from tests.apps.switches import app as switches_app
 from smartapp.devkey import DEV_KEY_PREFIX, dev_key_id, dev_key_path, load_or_create_dev_key
 from smartapp.settings import ConfigError
@@ -39,8 +39,8 @@ def post(client, body: dict, key, *, key_id: str | None = None, now: float | Non
 
 
 def test_the_instance_trusts_its_development_key(dev_app, tmp_path, cloud):
-    sim = lifecycles.made_up(switches_app)
-    response = post(dev_app.test_client(), lifecycles.body("INSTALL", sim), dev_key(tmp_path))
+    sim = simulation.made_up(switches_app)
+    response = post(dev_app.test_client(), simulation.body("INSTALL", sim), dev_key(tmp_path))
     assert response.status_code == 200 and response.get_json() == {"installData": {}}
     assert cloud.keys.calls == []
 
@@ -48,7 +48,7 @@ def test_the_instance_trusts_its_development_key(dev_app, tmp_path, cloud):
 @pytest.mark.parametrize("change", ["tampered body", "stale date", "other dev key", "unknown dev id"])
 def test_every_signature_check_still_applies_to_the_development_key(dev_app, tmp_path, change):
     key = dev_key(tmp_path)
-    body = lifecycles.body("INSTALL", lifecycles.made_up(switches_app))
+    body = simulation.body("INSTALL", simulation.made_up(switches_app))
     client = dev_app.test_client()
     if change == "tampered body":
         response = post(client, body, key, tamper=True)
@@ -64,7 +64,7 @@ def test_every_signature_check_still_applies_to_the_development_key(dev_app, tmp
 
 def test_an_instance_outside_development_mode_refuses_the_development_key(make_app, tmp_path, cloud):
     app = make_app("sqlite")
-    response = post(app.test_client(), lifecycles.body("INSTALL", lifecycles.made_up(switches_app)), dev_key(tmp_path))
+    response = post(app.test_client(), simulation.body("INSTALL", simulation.made_up(switches_app)), dev_key(tmp_path))
     assert response.status_code == 401
     assert cloud.keys.calls == []  # the keyId's shape is refused before any fetch
 
@@ -86,13 +86,13 @@ def test_development_mode_with_redis_does_not_start(make_app):
 def test_simulated_tokens_stay_local_and_real_tokens_still_reach_the_api(dev_app, cloud, signer):
     from tests.webhook_client import post_signed
 
-    sim = lifecycles.made_up(switches_app)
+    sim = simulation.made_up(switches_app)
     client = dev_app.test_client()
-    assert post(client, lifecycles.body("UPDATE", sim), load_or_create_dev_key(
+    assert post(client, simulation.body("UPDATE", sim), load_or_create_dev_key(
         dev_key_path(dev_app.extensions["smartapp"].settings.db_path))).status_code == 200
     assert cloud.api.calls == []
     # A real installation (signed by "SmartThings", real-looking tokens) on the same development instance.
-    real = lifecycles.body("INSTALL", lifecycles.made_up(switches_app))
+    real = simulation.body("INSTALL", simulation.made_up(switches_app))
     real["installData"]["authToken"] = "0b9c1f4e-2a6d-4c8e-9f01-23456789abcd"
     assert post_signed(client, signer, real).status_code == 200
     assert cloud.api.bearer_tokens() == ["Bearer 0b9c1f4e-2a6d-4c8e-9f01-23456789abcd"]

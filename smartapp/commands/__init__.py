@@ -1,1 +1,1 @@
-"""One module per `smartapp` subcommand; smartapp/cli.py builds the parser and wires them in."""
+"""The `smartapp` command: one module per subcommand, the parser that wires them in (cli.py), the Flask plugin."""

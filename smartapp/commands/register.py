@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from smartapp import simulation
 from smartapp.app_loader import load_app
 from smartapp.application import SmartApp
 from smartapp.checks.config import is_ip_address
-from smartapp.commands import lifecycles
 from smartapp.commands.environment import CommandError, fail, load_settings
 from smartapp.oauth.registration import IncompleteOAuth, redirect_uri_warning, smartapp_callback, url_template
 from smartapp.pages import scopes_of
@@ -22,7 +22,7 @@ from smartapp.signature import strip_query
 
 def scopes(app: SmartApp) -> list[str]:
     """The app scopes its settings and handlers need (e.g. r: to read a switch, x: to command it)."""
-    pages, _ = lifecycles.page_settings(app)
+    pages, _ = simulation.page_settings(app)
     return sorted({*app.initialize_permissions(), *scopes_of(pages)})
 
 

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from smartapp import simulation
 from smartapp.app_loader import load_app
 from smartapp.application import SmartApp
-from smartapp.commands import lifecycles
 from smartapp.commands.environment import CommandError, fail, load_settings
 from smartapp.devkey import dev_key_id, dev_key_path, load_dev_key
 from smartapp.errors import SmartAppError
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     key_id = dev_key_id(private_key.public_key())
     url = args.url or default_url(settings.public_path)
     path = strip_query(urlsplit(url).path or "/")
-    sim = lifecycles.made_up(app, installed_app_id=installed_app_id, app_id=settings.app_id or str(uuid.uuid4()))
+    sim = simulation.made_up(app, installed_app_id=installed_app_id, app_id=settings.app_id or str(uuid.uuid4()))
     events, problems = _events(app, sim, wanted_devices, args.timer or [])
     session = requests.Session()
     host = urlsplit(url).hostname or ""
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                                      "(use --timer NAME for a schedule)"]:
                 print(f"      {note}")
             continue
-        raw = json.dumps(lifecycles.body(step, sim, events=events)).encode()
+        raw = json.dumps(simulation.body(step, sim, events=events)).encode()
         headers = {"Content-Type": "application/json", "X-ST-Correlation": f"simulate-{uuid.uuid4()}"}
         if step != "PING":  # PING is the one lifecycle SmartThings does not sign
             headers.update(signed_headers(body=raw, private_key=private_key, key_id=key_id, path=path))
@@ -136,28 +136,28 @@ def run(args: argparse.Namespace) -> int:
 def select_steps(only: str | None) -> tuple[str, ...]:
     """All steps, or those named in `--only` (CONFIGURATION means both phases), in lifecycle order."""
     if not only:
-        return lifecycles.STEPS
+        return simulation.STEPS
     wanted = {name.strip().upper() for name in only.split(",") if name.strip()}
-    unknown = wanted - set(lifecycles.STEPS) - {"CONFIGURATION"}
+    unknown = wanted - set(simulation.STEPS) - {"CONFIGURATION"}
     if unknown:
         raise CommandError(f"unknown lifecycle(s) in --only: {', '.join(sorted(unknown))}; "
-                           f"choose from {', '.join(lifecycles.STEPS)}")
-    return tuple(step for step in lifecycles.STEPS if step in wanted or step.split("/")[0] in wanted)
+                           f"choose from {', '.join(simulation.STEPS)}")
+    return tuple(step for step in simulation.STEPS if step in wanted or step.split("/")[0] in wanted)
 
 
-def _device_event(text: str) -> lifecycles.DeviceEvent:
+def _device_event(text: str) -> simulation.DeviceEvent:
     setting_id, sep, value = text.partition("=")
     if not sep or not setting_id or not value:
         raise CommandError(f"--device-event takes SETTING=VALUE (e.g. sensors=open), got {text!r}")
-    return lifecycles.DeviceEvent(setting_id, value)
+    return simulation.DeviceEvent(setting_id, value)
 
 
-def _events(app: SmartApp, sim: lifecycles.Installation, wanted: list[lifecycles.DeviceEvent],
+def _events(app: SmartApp, sim: simulation.Installation, wanted: list[simulation.DeviceEvent],
             timers: list[str]) -> tuple[list[dict], list[str]]:
     """The EVENT's events, and why any asked for would not be handled by the app (each a failure)."""
     events, problems = [], []
     for device in wanted or ([] if timers else [None]):
-        event = lifecycles.device_event(sim, device)
+        event = simulation.device_event(sim, device)
         if event is None:
             if device is not None:
                 problems.append(f"the app subscribed to no device of setting {device.setting_id!r} at INSTALL")
@@ -169,7 +169,7 @@ def _events(app: SmartApp, sim: lifecycles.Installation, wanted: list[lifecycles
     for name in timers:
         if name not in app.schedule_handlers:
             problems.append(f"the app has no @app.schedule({name!r}) handler")
-        events.append(lifecycles.timer_event(name))
+        events.append(simulation.timer_event(name))
     return events, problems
 
 

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from smartapp.app import create_app
 from smartapp.application import SmartApp
-from smartapp.commands.lifecycles import page_settings
 from smartapp.keys import LEGACY_PREFIX, openssh_md5_fingerprint
 from smartapp.pages import Setting
 from smartapp.signer import signed_headers
+from smartapp.simulation import page_settings
 
 DeviceIds = Iterable[str]
 

@@ -1,4 +1,4 @@
-"""The lifecycle bodies `smartapp simulate` sends, for one made-up installation of the configured app."""
+"""One made-up installation of an app and the lifecycle bodies SmartThings would send it (`simulate`, AppHarness)."""
 
 from __future__ import annotations
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from smartapp import cli
+from smartapp.commands import cli
 
 
 def _passthrough(name: str) -> click.Command:
-    # The arguments go to smartapp.cli untouched: both entry points share one parser, help and exit codes.
+    # The arguments go to commands/cli.py untouched: both entry points share one parser, help and exit codes.
     @click.command(name, add_help_option=False, help=f"smartapp {name} (see --help)",
                    context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
     @click.pass_context
