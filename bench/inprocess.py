@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from redis.utils import HIREDIS_AVAILABLE
 from werkzeug.test import EnvironBuilder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,16 +33,19 @@ sys.path.insert(0, str(ROOT))
 if "--no-hiredis" in sys.argv:
     sys.modules["hiredis"] = None  # before redis-py is imported: it picks its reply parser once, at import
 
+import smartapp  # noqa: E402
+import smartapp.signature as signature  # noqa: E402
 from bench.run import TOKEN_KEY, event_body, page_body, ping_body  # noqa: E402
 from bench.scale import installation_fields  # noqa: E402
 from tests.fakes.keyserver import KeyServer  # noqa: E402
 from tests.fakes.redis_server import RedisServer  # noqa: E402
+from smartapp.logs import configure  # noqa: E402
+from smartapp.store import ReplayState, Store, open_store  # noqa: E402
+from smartapp.store.cipher import TokenCipher  # noqa: E402
 from tests.signing import Signer, TestKey  # noqa: E402
 
 if TYPE_CHECKING:
     from flask import Flask
-
-    from smartapp.store import Store
 
 WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
@@ -98,12 +102,9 @@ def without(app: Flask, parts: list[str]) -> None:
     if "log" in parts:
         logging.getLogger("smartapp").setLevel(logging.CRITICAL)
     if "claim" in parts:
-        from smartapp.store import ReplayState
-
         services.store.claim = lambda marker, owner, lease_seconds, installed_app_id=None: ReplayState.CLAIMED
         services.store.complete = lambda marker, ttl_seconds, installed_app_id=None: None
     if "rsa" in parts:
-        import smartapp.signature as signature
         signature.verify_rsa = lambda key, sig, message: None
 
 
@@ -150,15 +151,10 @@ def main() -> int:
     os.environ.update({"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
                        "SMARTAPP_DB_PATH": os.path.join(work, "unused.db"), "LOG_FORMAT": "json"})
     try:
-        import smartapp
-        from smartapp.logs import configure
-
         app = smartapp.create_app()
         configure("json", stream=open(os.devnull, "w"))  # the same formatting work, no terminal in the figures
         without(app, args.without)
         signer = Signer(key)
-        from redis.utils import HIREDIS_AVAILABLE
-
         parser_name = "hiredis" if HIREDIS_AVAILABLE else "redis-py's Python parser"
         print(f"in-process CPU per call, {args.rounds} rounds of {args.requests}; Redis replies read by "
               f"{parser_name}; without: {', '.join(args.without) or 'nothing'}")
@@ -177,13 +173,10 @@ def main() -> int:
             public_key = Path(work) / "public.pem"
             public_key.write_bytes(key.public_key_pem)
             os.environ["BENCH_PUBLIC_KEY"] = str(public_key)
-            from bench.least_signed import app as least_signed
+            from bench.least_signed import app as least_signed  # it reads BENCH_PUBLIC_KEY when imported
 
             for scenario in [name for name in SCENARIOS if name != "PING"]:  # it verifies every request
                 print_figures("ceiling: " + scenario, time_scenario(least_signed, scenario, signer, args))
-        from smartapp.store import open_store
-        from smartapp.store.cipher import TokenCipher
-
         store = open_store(redis_url=redis.url, sqlite_path="", cipher=TokenCipher([TOKEN_KEY]))
         for name, samples in store_operations(store, args.rounds, args.requests):
             print_figures(name, samples)

@@ -16,16 +16,19 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from smartapp import refresh_due  # noqa: E402
+from smartapp.outbound import size_pool  # noqa: E402
 from smartapp.settings import Settings  # noqa: E402
+from smartapp.smartthings import SmartThingsClient  # noqa: E402
 from smartapp.store import open_store  # noqa: E402
 from smartapp.store.cipher import TokenCipher  # noqa: E402
-from smartapp import refresh_due  # noqa: E402
 from tests.fakes.http import LoopbackServer, Reply  # noqa: E402
 from tests.fakes.redis_server import RedisServer  # noqa: E402
 
@@ -82,11 +85,6 @@ def token_calls_alone(url: str, count: int, concurrency: int) -> float:
     """Seconds for `count` refresh calls at `concurrency` in this one process, with nothing else around them."""
     # The sweep's own call (SmartThingsClient.refresh_token, its session sized the same way), with no store
     # read, lock, encryption or write around it.
-    from concurrent.futures import ThreadPoolExecutor
-
-    from smartapp.outbound import size_pool
-    from smartapp.smartthings import SmartThingsClient
-
     client = SmartThingsClient(api_url=url)
     size_pool(client.session, concurrency)
 
