@@ -10,7 +10,7 @@ from typing import Callable
 from smartapp.errors import StoreUnavailable
 from smartapp.store import KeyShare, SharedKey
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("smartapp.keys")
 
 # After the store failed to answer, this worker decides on its own for a while instead of paying a
 # store timeout on every unknown keyId.

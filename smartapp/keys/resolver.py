@@ -1,9 +1,7 @@
-"""Map a signature keyId to the RSA public key that must verify it: the only I/O in verification."""
+"""keyId -> the RSA public key that must verify it: the pasted key for legacy ids, else cached fetches."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import re
 import threading
@@ -13,43 +11,27 @@ from dataclasses import dataclass
 from typing import Callable
 
 import requests
-import urllib3
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from smartapp.errors import KeyUnavailable, SignatureError
-from smartapp.fetch_budget import FetchBudget
+from smartapp.keys.budget import FetchBudget
+from smartapp.keys.fetch import FETCH_GRACE_SECONDS, KeyFetcher
+from smartapp.keys.pem import KeyMaterial, openssh_md5_fingerprint, parse_pem
 from smartapp.rejection_log import RejectionLogLimit
-from smartapp.signature import MIN_KEY_BITS
 from smartapp.store import KeyShare
 
-logger = logging.getLogger(__name__)
+# The key subsystem's one logger name (the resolver, its fetches and its budget).
+logger = logging.getLogger("smartapp.keys")
 
 # Legacy APP_RSA apps: keyId "/SmartThings/<OpenSSH MD5 fingerprint>" means the pasted key.
 LEGACY_PREFIX = "/SmartThings/"
 # ST_PADLOCK ids are "/pl/<region>/<certificate serial as dash-separated hex>". Anything looser lets the
 # attacker-supplied keyId steer the URL: "@evil/x" becomes userinfo, ".evil/x" a different host.
 _KEY_ID_RE = re.compile(r"/pl/[a-z0-9]{1,32}/[0-9a-fA-F]{2}(?:-[0-9a-fA-F]{2}){0,31}")
-_KEY_SERVER_RE = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?")
-_PEM_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
-
-# Past the fetch deadline a waiting caller gives up even if the fetching thread is still stuck
-# (e.g. in DNS, which requests' connect timeout does not cover).
-_FETCH_GRACE_SECONDS = 0.5
-_READ_CHUNK = 4096
 _THROTTLE_LOG_INTERVAL = 10.0
 # What a fetch found, as workers share it through the store.
 _SHARED_PEM = "pem:"
 _SHARED_REFUSAL = "refused:"
-
-
-@dataclass(frozen=True)
-class _KeyMaterial:
-    key: RSAPublicKey
-    not_before: float | None  # certificate validity, epoch seconds; None for a bare public key
-    not_after: float | None
 
 
 @dataclass(frozen=True)
@@ -88,58 +70,6 @@ def _shown(key_id: str) -> str:
     return repr(key_id[:100])
 
 
-def _parse_pem(text: str | bytes) -> _KeyMaterial:
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("ascii")
-        except UnicodeDecodeError:
-            raise ValueError("the key text is not ASCII PEM") from None
-    # Environment variables often carry a PEM with literal "\n" sequences instead of line breaks.
-    text = text.replace("\\n", "\n")
-    match = _PEM_RE.search(text)
-    if match is None:
-        raise ValueError("no PEM block found (expected -----BEGIN PUBLIC KEY----- or CERTIFICATE)")
-    label = match.group(1)
-    # Re-wrap at 64 characters: a PEM pasted onto one line is otherwise refused.
-    body = "".join(match.group(2).split())
-    wrapped = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
-    pem = f"-----BEGIN {label}-----\n{wrapped}\n-----END {label}-----\n".encode("ascii")
-    not_before = not_after = None
-    try:
-        if label == "CERTIFICATE":
-            certificate = x509.load_pem_x509_certificate(pem)
-            key = certificate.public_key()
-            not_before = certificate.not_valid_before_utc.timestamp()
-            not_after = certificate.not_valid_after_utc.timestamp()
-        elif label in ("PUBLIC KEY", "RSA PUBLIC KEY"):
-            key = serialization.load_pem_public_key(pem)
-        elif "PRIVATE" in label:
-            raise ValueError("this is a private key; configure the public key SmartThings showed")
-        else:
-            raise ValueError(f"unsupported PEM block {label!r}; expected a public key or certificate")
-    except (TypeError, UnsupportedAlgorithm) as exc:
-        raise ValueError(f"the {label} PEM block could not be loaded: {type(exc).__name__}") from None
-    except ValueError as exc:
-        raise ValueError(f"the {label} PEM block could not be loaded: {exc}") from None
-    if not isinstance(key, RSAPublicKey):
-        raise ValueError(f"the key is {type(key).__name__}, but SmartThings signs with RSA")
-    if key.key_size < MIN_KEY_BITS:
-        raise ValueError(f"the RSA key has {key.key_size} bits; at least {MIN_KEY_BITS} are required")
-    return _KeyMaterial(key=key, not_before=not_before, not_after=not_after)
-
-
-def load_public_key(text: str | bytes) -> RSAPublicKey:
-    """An RSA (>= 2048 bit) key from a PEM public key (SPKI or PKCS#1) or certificate; ValueError if not."""
-    return _parse_pem(text).key
-
-
-def openssh_md5_fingerprint(key: RSAPublicKey) -> str:
-    """MD5 of the ssh-rsa wire blob as colon hex: the fingerprint in legacy `/SmartThings/…` keyIds."""
-    line = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    digest = hashlib.md5(base64.b64decode(line.split()[1]), usedforsecurity=False).hexdigest()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-
-
 class KeyResolver:
     """keyId → key: the configured key for legacy ids, else a bounded, single-flight, cached fetch."""
 
@@ -148,36 +78,33 @@ class KeyResolver:
         *,
         key_server: str = "https://key.smartthings.com",
         configured_key: RSAPublicKey | None = None,
-        session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
+        share: KeyShare | None = None,
+        # the caches
         ttl_seconds: float = 86400,
         negative_ttl_seconds: float = 300,
         max_entries: int = 256,
+        # each fetch (KeyFetcher)
+        session: requests.Session | None = None,
         connect_timeout: float = 1.0,
         read_timeout: float = 1.0,
         max_bytes: int = 16384,
+        # how many fetches (FetchBudget)
         fetch_budget: int = 20,
         fetch_refill_per_second: float = 1.0,
-        share: KeyShare | None = None,
     ) -> None:
-        key_server = key_server.rstrip("/")
-        if not _KEY_SERVER_RE.fullmatch(key_server):
-            raise ValueError(f"key server must be an http(s) scheme and host only, got {key_server!r}")
+        self._fetcher = KeyFetcher(key_server, session=session, connect_timeout=connect_timeout,
+                                   read_timeout=read_timeout, max_bytes=max_bytes)
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
-        self._key_server = key_server
         self._configured_key = configured_key
         self._configured_fingerprint = (
             openssh_md5_fingerprint(configured_key) if configured_key is not None else None
         )
-        self._session = session or requests.Session()
         self._clock = clock
         self._ttl = float(ttl_seconds)
         self._negative_ttl = float(negative_ttl_seconds)
         self._max_entries = max_entries
-        self._timeout = (connect_timeout, read_timeout)
-        self._fetch_seconds = connect_timeout + read_timeout
-        self._max_bytes = max_bytes
         # `share` (the store) makes the budget the deployment's and shares fetched keys between workers.
         self._fetches = FetchBudget(share=share, burst=fetch_budget, refill_per_second=fetch_refill_per_second,
                                     clock=clock)
@@ -226,7 +153,7 @@ class KeyResolver:
             return self._stale_or_unavailable(key_id, None, "key_fetch_throttled")
         if not leader:
             # Single flight: 50 concurrent first requests for a new keyId cost one fetch.
-            if not flight.done.wait(self._fetch_seconds + 2 * _FETCH_GRACE_SECONDS):
+            if not flight.done.wait(self._fetcher.seconds + 2 * FETCH_GRACE_SECONDS):
                 raise KeyUnavailable("key_fetch_timeout")
             return flight.outcome()
         try:
@@ -258,7 +185,7 @@ class KeyResolver:
         if not decision.may_fetch:
             return self._stale_or_unavailable(key_id, cached, "key_fetch_throttled")
         try:
-            status, body = self._fetch(key_id)
+            status, body = self._fetcher.fetch(key_id)
         except KeyUnavailable as exc:
             return self._stale_or_unavailable(key_id, cached, exc.reason)
         if status in (404, 410):
@@ -267,11 +194,11 @@ class KeyResolver:
         if status != 200:
             return self._stale_or_unavailable(key_id, cached, f"key_server_status_{status}")
         try:
-            material = _parse_pem(body)
+            material = parse_pem(body)
         except ValueError as exc:
             raise self._refuse_for_all(key_id, "unknown_key", detail=str(exc)) from None
         key, fresh_for = self._accept(key_id, material, for_all=True)
-        # ASCII: _parse_pem refused anything else.
+        # ASCII: parse_pem refused anything else.
         self._fetches.tell(key_id, _SHARED_PEM + body.decode("ascii"), ttl_seconds=fresh_for)
         logger.info("key_fetched key_id=%s", _shown(key_id))
         return key
@@ -282,7 +209,7 @@ class KeyResolver:
             raise self._refuse(key_id, value[len(_SHARED_REFUSAL):][:64] or "unknown_key", detail="shared")
         if value.startswith(_SHARED_PEM):
             try:
-                material = _parse_pem(value[len(_SHARED_PEM):])
+                material = parse_pem(value[len(_SHARED_PEM):])
             except ValueError:
                 pass
             else:
@@ -291,7 +218,7 @@ class KeyResolver:
         logger.warning("key_share_unreadable key_id=%s", _shown(key_id))
         raise KeyUnavailable("key_share_unreadable")
 
-    def _accept(self, key_id: str, material: _KeyMaterial, *, for_all: bool) -> tuple[RSAPublicKey, float]:
+    def _accept(self, key_id: str, material: KeyMaterial, *, for_all: bool) -> tuple[RSAPublicKey, float]:
         """Cache a key that is valid now; returns it and how long it stays fresh. Refuses one that is not."""
         refuse = self._refuse_for_all if for_all else self._refuse
         now = self._clock()
@@ -352,68 +279,3 @@ class KeyResolver:
         if reason != "key_fetch_throttled" or self._throttle_log.admit(reason):
             logger.warning("key_unavailable reason=%s key_id=%s", reason, _shown(key_id))
         raise KeyUnavailable(reason)
-
-    def _fetch(self, key_id: str) -> tuple[int, bytes]:
-        """GET the key server in a helper thread so DNS, a stall or a drip cannot outlast the deadline."""
-        url = self._key_server + key_id
-        deadline = time.monotonic() + self._fetch_seconds
-        result: list[tuple[int, bytes]] = []
-        failure: list[KeyUnavailable] = []
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                result.append(self._get(url, deadline))
-            except KeyUnavailable as exc:
-                failure.append(exc)
-            except Exception as exc:  # anything else is still "could not ask", never a 500
-                failure.append(KeyUnavailable("key_fetch_failed", detail=type(exc).__name__))
-            finally:
-                done.set()
-
-        threading.Thread(target=run, name="smartapp-key-fetch", daemon=True).start()
-        if not done.wait(self._fetch_seconds + _FETCH_GRACE_SECONDS):
-            raise KeyUnavailable("key_fetch_timeout")
-        if failure:
-            raise failure[0]
-        return result[0]
-
-    def _get(self, url: str, deadline: float) -> tuple[int, bytes]:
-        try:
-            response = self._session.get(
-                url,
-                timeout=self._timeout,
-                allow_redirects=False,  # a redirect could point anywhere; the host is fixed
-                stream=True,
-                headers={"Accept": "application/x-pem-file, */*", "Accept-Encoding": "identity"},
-            )
-        except requests.Timeout as exc:
-            raise KeyUnavailable("key_fetch_timeout", detail=type(exc).__name__) from None
-        except requests.RequestException as exc:
-            raise KeyUnavailable("key_server_unreachable", detail=type(exc).__name__) from None
-        with response:
-            if response.status_code != 200:
-                return response.status_code, b""
-            if response.headers.get("Content-Encoding", "identity").lower() != "identity":
-                raise KeyUnavailable("key_response_encoded")
-            length = response.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) > self._max_bytes:
-                raise KeyUnavailable("key_response_too_large")
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                # read1 returns whatever one socket read gives, so a 1 byte/s drip still reaches
-                # this deadline check instead of blocking inside a fixed-size read.
-                if time.monotonic() > deadline:
-                    raise KeyUnavailable("key_fetch_timeout")
-                try:
-                    chunk = response.raw.read1(_READ_CHUNK, decode_content=False)
-                except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
-                    raise KeyUnavailable("key_fetch_failed", detail=type(exc).__name__) from None
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > self._max_bytes:
-                    raise KeyUnavailable("key_response_too_large")
-                chunks.append(chunk)
-        return 200, b"".join(chunks)
