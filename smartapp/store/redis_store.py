@@ -22,6 +22,7 @@ from smartapp.store.codec import (
 )
 from smartapp.store.cipher import TokenCipher
 from smartapp.store.claims import LinkAttempt, ReplayState, SharedKey
+from smartapp.store import redis_lua as lua
 from smartapp.store.lease import poll_for_lock
 from smartapp.store.redis_clients import (
     CONNECT_TIMEOUT, RETRIES, SOCKET_TIMEOUT, RedisClient, UndetectedRedis, deployment_kind, describe_client,
@@ -59,144 +60,9 @@ _UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "MISCONF", "BUSY", "LOADING"
                         "CLUSTERDOWN", "TRYAGAIN", "NOAUTH", "WRONGPASS", "NOPERM",
                         "UNBLOCKED")  # a master turned replica under a blocked WAIT
 
-# Shared prelude: refuse to run after the caller's deadline (server time, milliseconds).
-_DEADLINE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now > tonumber(ARGV[1]) then return {-2, now} end
-"""
-
-# KEYS[1] installation hash. ARGV: 1 deadline, 2 expected version ('' = any), 3 write id, 4 now,
-# 5 number of fields to set (n), then n field/value pairs, then the fields to delete.
-_UPDATE = _DEADLINE + """
-local key = KEYS[1]
-if redis.call('HGET', key, 'write_id') == ARGV[3] then
-  -- redis-py retried a call whose first attempt did run: report it instead of applying it twice
-  return {1, now, tonumber(redis.call('HGET', key, 'version'))}
-end
-local current = tonumber(redis.call('HGET', key, 'version') or '0')
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then return {0, now, current} end
-local n = tonumber(ARGV[5])
-if n > 0 then redis.call('HSET', key, unpack(ARGV, 6, 5 + 2 * n)) end
-if #ARGV > 5 + 2 * n then redis.call('HDEL', key, unpack(ARGV, 6 + 2 * n, #ARGV)) end
-redis.call('HSETNX', key, 'created_at', ARGV[4])
-redis.call('HSET', key, 'updated_at', ARGV[4], 'write_id', ARGV[3])
-return {1, now, redis.call('HINCRBY', key, 'version', 1)}
-"""
-
-# KEYS[1] lock or replay marker. ARGV: 1 deadline, 2 owner/nonce, 3 ttl ms. Seeing our own value
-# means a retried call whose first attempt already took it.
-_TAKE = _DEADLINE + """
-if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return {1, now} end
-if redis.call('GET', KEYS[1]) == ARGV[2] then return {1, now} end
-return {0, now}
-"""
-
-# KEYS[1] replay marker. ARGV: 1 deadline, 2 owner, 3 lease ms. 'p:<owner>' is an in-progress lease,
-# anything else (including the nonce an older release wrote) is done. Seeing our own lease means a
-# retried call whose first attempt already took it.
-_CLAIM = _DEADLINE + """
-local value = redis.call('GET', KEYS[1])
-local mine = 'p:' .. ARGV[2]
-if not value then
-  redis.call('SET', KEYS[1], mine, 'PX', ARGV[3])
-  return {1, now}
-end
-if value == mine then return {1, now} end
-if string.sub(value, 1, 2) == 'p:' then return {2, now} end
-return {3, now}
-"""
-_CLAIM_STATES = {1: ReplayState.CLAIMED, 2: ReplayState.IN_PROGRESS, 3: ReplayState.DONE}
-
-# KEYS[1] replay marker. ARGV: 1 deadline, 2 ttl ms. Done, whoever held the lease: the effects are stored.
-_COMPLETE = _DEADLINE + """
-redis.call('SET', KEYS[1], 'd', 'PX', ARGV[2])
-return {1, now}
-"""
-
-# KEYS[1] the shared entry of a keyId, KEYS[2] the deployment's fetch budget (a token bucket on Redis'
-# clock). ARGV: 1 deadline, 2 burst, 3 refill per millisecond. Replies 1 + the entry, 2 fetch, 3 throttled.
-_SHARED_KEY = _DEADLINE + """
-local value = redis.call('GET', KEYS[1])
-if value then return {1, now, value} end
-local burst = tonumber(ARGV[2])
-local bucket = redis.call('HMGET', KEYS[2], 'tokens', 'at')
-local tokens = tonumber(bucket[1]) or burst
-local at = tonumber(bucket[2]) or now
-if now > at then
-  tokens = math.min(burst, tokens + (now - at) * tonumber(ARGV[3]))
-  at = now
-end
-local reply = 3
-if tokens >= 1 then
-  tokens = tokens - 1
-  reply = 2
-end
-redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'at', tostring(at))
-redis.call('PEXPIRE', KEYS[2], 3600000)
-return {reply, now}
-"""
-
-# KEYS[1] pending link, KEYS[2] its receipt, KEYS[3] its attempts. ARGV: 1 deadline, 2 nonce, 3 receipt
-# ttl ms. GETDEL with a deadline: a link is handed out once. The receipt hands it out again to the same
-# call only, for when the first attempt ran but its reply was lost and the client retried.
-_CONSUME = _DEADLINE + """
-local value = redis.call('GET', KEYS[1])
-if value then
-  redis.call('DEL', KEYS[1], KEYS[3])
-  redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. value, 'PX', ARGV[3])
-  return {1, now, value}
-end
-local receipt = redis.call('GET', KEYS[2])
-local mine = ARGV[2] .. ' '
-if receipt and string.sub(receipt, 1, #mine) == mine then return {1, now, string.sub(receipt, #mine + 1)} end
-return {0, now}
-"""
-
-# KEYS[1] pending link, KEYS[2] its attempts (code digest -> nonce). ARGV: 1 deadline, 2 code digest,
-# 3 nonce, 4 max attempts. Replies 1 + the link, 0 no link, 2 code already tried, 3 attempts used up
-# (the link is ended). Our own nonce under the digest means a retried call whose first attempt ran.
-_ATTEMPT = _DEADLINE + """
-local link = redis.call('GET', KEYS[1])
-if not link then return {0, now} end
-local tried = redis.call('HGET', KEYS[2], ARGV[2])
-if tried == ARGV[3] then return {1, now, link} end
-if tried then return {2, now} end
-if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return {3, now}
-end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
-return {1, now, link}
-"""
-_ATTEMPT_REFUSALS = {0: "oauth_link_not_pending", 2: "oauth_code_reused", 3: "oauth_link_attempts_exhausted"}
-
 # Long enough for the client's one retry (see STALE_AFTER_SECONDS), short enough to keep nothing around.
 RECEIPT_TTL_SECONDS = 10
 
-# KEYS[1] installation hash. ARGV: 1 deadline, then field/old/new triples. Swaps a token only if it
-# is still the one that was read, and leaves the version alone: the tokens mean the same after
-# rotation, so a refresh's compare-and-set that started before must still succeed.
-_ROTATE = _DEADLINE + """
-local swapped = 0
-for i = 2, #ARGV, 3 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
-    swapped = swapped + 1
-  end
-end
-return {1, now, swapped}
-"""
-
-# KEYS[1] lock or in-progress replay marker. ARGV[1] owner. Only the holder may delete it.
-_RELEASE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-_STALE = -2
 # After a failed attempt to find out what REDIS_URL is (single server or cluster), calls answer 503
 # at once for this long before the next attempt, so an unreachable Redis costs no more than before.
 DETECT_RETRY_SECONDS = 1.0
@@ -246,15 +112,15 @@ class RedisStore:
         self._undetected = client if isinstance(client, UndetectedRedis) else None
         self._detect_after = time.monotonic() + DETECT_RETRY_SECONDS
         self._detect_lock = threading.Lock()
-        self._update = client.register_script(_UPDATE)
-        self._take = client.register_script(_TAKE)
-        self._claim = client.register_script(_CLAIM)
-        self._complete = client.register_script(_COMPLETE)
-        self._consume = client.register_script(_CONSUME)
-        self._attempt = client.register_script(_ATTEMPT)
-        self._shared_key = client.register_script(_SHARED_KEY)
-        self._release_lock = client.register_script(_RELEASE_LOCK)
-        self._rotate = client.register_script(_ROTATE)
+        self._update = client.register_script(lua.UPDATE)
+        self._take = client.register_script(lua.TAKE)
+        self._claim = client.register_script(lua.CLAIM)
+        self._complete = client.register_script(lua.COMPLETE)
+        self._consume = client.register_script(lua.CONSUME)
+        self._attempt = client.register_script(lua.ATTEMPT)
+        self._shared_key = client.register_script(lua.SHARED_KEY)
+        self._release_lock = client.register_script(lua.RELEASE_LOCK)
+        self._rotate = client.register_script(lua.ROTATE)
 
     def _use(self, client: RedisClient) -> None:
         self._client = client
@@ -437,7 +303,7 @@ class RedisStore:
         keys = [self.link_key(installed_app_id), self.link_attempts_key(installed_app_id)]
         reply = self._run(self._attempt, keys, [check_marker(code_digest), secrets.token_hex(8), str(max_attempts)])
         if reply[0] != 1:
-            return LinkAttempt(None, _ATTEMPT_REFUSALS[reply[0]])
+            return LinkAttempt(None, lua.ATTEMPT_REFUSALS[reply[0]])
         link = decode_link(self.cipher, installed_app_id, reply[2])
         return LinkAttempt(link) if link is not None else LinkAttempt(None, "oauth_link_not_pending")
 
@@ -453,7 +319,7 @@ class RedisStore:
         key, lease = self.replay_key(marker, installed_app_id), "p:" + owner
         reply = self._run(self._claim, [key], [owner, str(_milliseconds(lease_seconds))],
                           unconfirmed=lambda: self._undo_take(key, lease))
-        return _CLAIM_STATES[reply[0]]
+        return lua.CLAIM_STATES[reply[0]]
 
     def complete(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> None:
         self._run(self._complete, [self.replay_key(marker, installed_app_id)], [str(_milliseconds(ttl_seconds))])
@@ -561,7 +427,7 @@ class RedisStore:
                         unconfirmed()
                     raise
             self._server_clock.observe(int(reply[1]), started, time.time())
-            if reply[0] != _STALE:
+            if reply[0] != lua.STALE:
                 return reply
         raise StoreUnavailable(detail="redis: clock offset could not be settled")
 
