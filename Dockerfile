@@ -28,5 +28,6 @@ USER smartapp
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=4)"]
-# gunicorn binds 0.0.0.0:$PORT (config/gunicorn.conf.py); WEB_CONCURRENCY sets the workers.
+# gunicorn binds 0.0.0.0:$PORT (config/gunicorn.conf.py); WEB_CONCURRENCY sets the workers. Its gevent
+# workers serve slow clients without a buffering proxy in front (README, "Deploying").
 CMD ["gunicorn", "-c", "config/gunicorn.conf.py", "smartapp:create_app()"]

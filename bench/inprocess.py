@@ -98,7 +98,10 @@ def without(app: Flask, parts: list[str]) -> None:
     if "log" in parts:
         logging.getLogger("smartapp").setLevel(logging.CRITICAL)
     if "claim" in parts:
-        services.store.claim = lambda marker, ttl_seconds, installed_app_id=None: True
+        from smartapp.store import ReplayState
+
+        services.store.claim = lambda marker, owner, lease_seconds, installed_app_id=None: ReplayState.CLAIMED
+        services.store.complete = lambda marker, ttl_seconds, installed_app_id=None: None
     if "rsa" in parts:
         import smartapp.signature as signature
         signature.verify_rsa = lambda key, sig, message: None
@@ -110,7 +113,8 @@ def store_operations(store: Store, rounds: int, calls: int) -> list[tuple[str, l
     store.update(linked, installation_fields(now, linked=True))
     operations: list[tuple[str, Callable[[], object]]] = [
         ("store.get (linked installation)", lambda: store.get(linked)),
-        ("store.claim (replay marker)", lambda: store.claim(uuid.uuid4().hex, ttl_seconds=630)),
+        ("store.claim (replay lease)", lambda: store.claim(uuid.uuid4().hex, owner="bench", lease_seconds=10)),
+        ("store.complete (replay done)", lambda: store.complete(uuid.uuid4().hex, ttl_seconds=630)),
         ("store.update (two token fields)", lambda: store.update(linked, {"auth_token": "a" * 36,
                                                                           "auth_token_expires_at": now})),
     ]

@@ -1,10 +1,13 @@
 """The benchmark: this service, the official Node SDK and a bare-Flask floor, side by side in one run.
 
 Usage:  .venv/bin/python bench/run.py [--rounds 1] [--duration 10] [--connections 16] [--distinct 40000] [--quick]
-                                     [--baseline GIT-REF]
+                                     [--baseline GIT-REF] [--slow-clients 256] [--only NAME,...]
 Needs:  wrk (apt-get install wrk), redis-server, node + npm (the Node SDK peer is installed into
-        bench/node/ from its package-lock.json on first use). Loopback only.
-Prints one table and writes it to bench/results/.
+        bench/node/ from its package-lock.json on first use), nginx for the proxied candidate
+        (apt-get install nginx-light; skipped without it). Loopback only.
+Every serving candidate (worker classes, a buffering proxy in front) is measured in the same run, and
+with --slow-clients N also under N slow connections (bench/slow_clients.py), headers and body.
+Prints the tables and writes them to bench/results/.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 sys.path.insert(0, str(ROOT))
 
+from bench import slow_clients  # noqa: E402
 from tests.fakes.keyserver import KeyServer  # noqa: E402
 from tests.fakes.redis_server import RedisServer, free_port  # noqa: E402
 from tests.signing import Signer, TestKey  # noqa: E402
@@ -44,6 +48,8 @@ PING = json.loads((FIXTURES / "ping.json").read_text())
 # Signed requests carry a Date this far ahead of signing, so they stay inside the ±300 s window
 # for the whole run (about 2 × 300 s of validity starting now).
 DATE_AHEAD_SECONDS = 280
+# From signing on, a request's Date stays inside the service's ±300 s window this long.
+SIGNED_VALID_SECONDS = DATE_AHEAD_SECONDS + 300
 # Distinct made-up keyIds in the flood scenario (each appears once per pass through the file).
 FLOOD_KEY_IDS = 20000
 # The SmartApp every smartapp target serves: it subscribes to switches and logs each change (one line), the
@@ -189,9 +195,94 @@ def add_baseline(targets: list[Target], ref: str, service_env: dict[str, str]) -
     return checkout
 
 
+NGINX_CONFIG = """
+daemon off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    client_header_timeout 10s;
+    client_body_timeout 10s;
+    client_max_body_size 2m;
+    keepalive_timeout 5s;
+    upstream app {{ server 127.0.0.1:{upstream}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_request_buffering on;
+        }}
+    }}
+}}
+"""
+
+
+@dataclass
+class Proxied(Target):
+    """nginx (buffering whole requests) in front of a gunicorn target: the buffering-proxy candidate."""
+
+    inner: Target | None = None
+    nginx: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.inner.start()
+        port = free_port()
+        prefix = RESULTS / "requests" / f"nginx-{port}"
+        prefix.mkdir(parents=True, exist_ok=True)
+        (prefix / "nginx.conf").write_text(NGINX_CONFIG.format(prefix=prefix, port=port,
+                                                               upstream=self.inner.url.rsplit(":", 1)[1]))
+        self.nginx = subprocess.Popen([shutil.which("nginx"), "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = self.inner.process  # RSS is the workers'
+        self.url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                requests.get(self.url + "/healthz", timeout=0.5)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"{self.name}: nginx did not start")
+
+    def stop(self) -> None:
+        if self.nginx and self.nginx.poll() is None:
+            self.nginx.terminate()
+            self.nginx.wait(10)
+        self.inner.stop()
+
+
+def proxied(name: str, inner: Target) -> Target:
+    return Proxied(name, [], {}, inner.kind, inner=inner)
+
+
 def node(name: str, workers: int, key_server: str) -> Target:
     return Target(name, ["node", str(BENCH / "node" / "app.js")], {"WORKERS": str(workers), "KEY_SERVER": key_server},
                   "node")
+
+
+def serving_candidates(service_env: dict[str, str]) -> list[Target]:
+    """Ways to serve the app (gunicorn worker classes, a buffering proxy in front), each set explicitly."""
+    def app(name: str, extra: dict[str, str]) -> Target:
+        return gunicorn(name, "smartapp:create_app()", {**service_env, **extra}, "smartapp")
+
+    sync = {"GUNICORN_WORKER_CLASS": "sync", "WEB_CONCURRENCY": "4"}
+    candidates = [
+        app("smartapp sync x4", sync),
+        app("smartapp sync x2", {**sync, "WEB_CONCURRENCY": "2"}),
+        app("smartapp gthread 2x4", {"WEB_CONCURRENCY": "2", "GUNICORN_WORKER_CLASS": "gthread",
+                                     "GUNICORN_THREADS": "4", "GUNICORN_WORKER_CONNECTIONS": "8"}),
+        app("smartapp gevent x4", {"GUNICORN_WORKER_CLASS": "gevent", "WEB_CONCURRENCY": "4"}),
+        app("smartapp gevent x2", {"GUNICORN_WORKER_CLASS": "gevent", "WEB_CONCURRENCY": "2"}),
+    ]
+    if shutil.which("nginx"):
+        candidates.append(proxied("smartapp sync x4+nginx", app("smartapp sync x4 (behind nginx)", sync)))
+    return candidates
 
 
 def ensure_node_peer() -> None:
@@ -257,6 +348,11 @@ def main() -> int:
                         help="measure every target this many times, alternating the order; the table shows medians")
     parser.add_argument("--baseline", metavar="GIT-REF",
                         help="also measure the default deployment as it was at this commit (a temporary worktree)")
+    parser.add_argument("--slow-clients", type=int, default=0, metavar="N",
+                        help="also time signed requests while N slow clients trickle headers, then bodies, "
+                             "at one byte a second (every smartapp target)")
+    parser.add_argument("--slow-duration", type=float, default=20.0, help="seconds of signed requests per slow run")
+    parser.add_argument("--only", help="comma-separated parts of target names: measure only those targets")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=VAR=VALUE,...",
                         help="an extra smartapp deployment to measure, e.g. 'gthread=GUNICORN_WORKER_CLASS=gthread,"
                              "GUNICORN_THREADS=4'; measured with a floor of the same configuration")
@@ -297,17 +393,16 @@ def main() -> int:
     ]
     if not args.quick:
         default_at = next(i for i, target in enumerate(targets) if target.name == "smartapp (default)")
-        targets[default_at + 1:default_at + 1] = [
-            gunicorn("smartapp gthread 2x4", "smartapp:create_app()",
-                     {**service_env, "WEB_CONCURRENCY": "2", "GUNICORN_WORKER_CLASS": "gthread",
-                      "GUNICORN_THREADS": "4", "GUNICORN_WORKER_CONNECTIONS": "8"}, "smartapp"),
-            gunicorn("smartapp sync x2", "smartapp:create_app()", {**service_env, "WEB_CONCURRENCY": "2"}, "smartapp"),
+        targets[default_at + 1:default_at + 1] = serving_candidates(service_env) + [
             gunicorn("smartapp Redis unix", "smartapp:create_app()",
                      {**service_env, "REDIS_URL": f"unix://{redis_socket}"}, "smartapp"),
         ]
         targets.append(node("Node SDK single", 1, keys.url))
 
     baseline = add_baseline(targets, args.baseline, service_env) if args.baseline else None
+    if args.only:
+        wanted_targets = args.only.split(",")
+        targets = [target for target in targets if any(part in target.name for part in wanted_targets)]
     for spec in args.variant:
         name, _, assignments = spec.partition("=")
         extra = dict(item.split("=", 1) for item in assignments.split(",") if item)
@@ -318,21 +413,23 @@ def main() -> int:
 
     admin = redis_py.Redis.from_url(redis.url)
     results: dict[tuple[str, str], list[dict]] = {}
+    slow: dict[tuple[str, str], dict] = {}
     try:
+        signed_at = 0.0
         for round_number in range(args.rounds):
-            # Signed requests carry a Date valid for about ten minutes: each round signs its own.
-            date = time.time() + DATE_AHEAD_SECONDS
-            scenarios = sign_scenarios(pem, key.key_id, date, work, args.distinct)
-            chosen = [s for s in scenarios if wanted is None or s.name in wanted]
             # Every other round runs the targets in reverse, so a drifting host favours none of them.
             for target in targets if round_number % 2 == 0 else targets[::-1]:
+                # Signed requests carry a Date valid for about ten minutes: sign anew before they go stale.
+                if time.time() + seconds_per_target(args) > signed_at + SIGNED_VALID_SECONDS:
+                    signed_at = time.time()
+                    scenarios = sign_scenarios(pem, key.key_id, signed_at + DATE_AHEAD_SECONDS, work, args.distinct)
+                    chosen = [s for s in scenarios if wanted is None or s.name in wanted]
                 runnable = scenarios_for(target, scenarios, chosen)
                 if not runnable:
                     continue  # e.g. the verify+claim ceiling when only unsigned scenarios were chosen
-                for label, result in measure(target, runnable, key=key, keys=keys, admin=admin, args=args):
+                for label, result in measure(target, runnable, key=key, keys=keys, admin=admin, args=args,
+                                             slow=slow):
                     results.setdefault((target.name, label), []).append(result)
-            if time.time() - date > 290:
-                print("warning: a round outlasted its signed requests' Date window", file=sys.stderr)
     finally:
         keys.stop()
         redis.stop()
@@ -341,6 +438,8 @@ def main() -> int:
             subprocess.run(["git", "worktree", "remove", "--force", str(baseline)], cwd=ROOT, check=False)
     rows = [(name, label, combine(runs)) for (name, label), runs in results.items()]
     report = render(rows, args)
+    if slow:
+        report += "\n\n" + render_slow(slow, args)
     print(report)
     (RESULTS / time.strftime("bench-%Y%m%dT%H%M%S.txt")).write_text(report + "\n")
     return 0
@@ -348,6 +447,12 @@ def main() -> int:
 
 def _ping(job: tuple[str, int]) -> bytes:
     return raw_request(ping_body(job[1]), {})
+
+
+def seconds_per_target(args: argparse.Namespace) -> float:
+    """A generous bound on measuring one target (five wrk runs, the slow-client runs, start and stop)."""
+    slow = 2 * (args.slow_duration + slow_clients.LEGIT_TIMEOUT_SECONDS + 5) if args.slow_clients else 0
+    return 5 * (args.duration + 3) + slow + 30
 
 
 def scenarios_for(target: Target, scenarios: list[Scenario], chosen: list[Scenario]) -> list[Scenario]:
@@ -380,8 +485,8 @@ def sign_scenarios(pem: bytes, key_id: str, date: float, work: Path, distinct: i
 
 
 def measure(target: Target, scenarios: list[Scenario], *, key: TestKey, keys: KeyServer, admin,
-            args: argparse.Namespace) -> list[tuple[str, dict]]:
-    """Start the target, check it answers right, run each scenario against it, stop it."""
+            args: argparse.Namespace, slow: dict[tuple[str, str], dict]) -> list[tuple[str, dict]]:
+    """Start the target, check it answers right, run each scenario (and the slow-client runs), stop it."""
     measured = []
     target.start()
     try:
@@ -396,9 +501,38 @@ def measure(target: Target, scenarios: list[Scenario], *, key: TestKey, keys: Ke
                 result["note"] = "requests outnumbered distinct ones: some answered as replays"
             measured.append(("any (200)" if target.kind == "floor" else scenario.name, result))
             print(f"  {target.name:<22} {scenario.name:<20} {result['rps']:>8.0f} req/s", flush=True)
+        events = next((s.file for s in scenarios if s.name == "signed EVENT"), None)
+        # Slow clients once per target (the first round): they pass or fail, and take a while.
+        if args.slow_clients and target.kind == "smartapp" and events is not None and (target.name, "body") not in slow:
+            signed = slow_clients.read_requests(events, limit=int(args.slow_duration * SLOW_RATE) + 1)
+            for mode in ("headers", "body"):
+                admin.flushall()
+                run = slow_clients.run(target.url, signed, mode=mode, connections=args.slow_clients,
+                                       duration=args.slow_duration, rate=SLOW_RATE).summary()
+                slow[(target.name, mode)] = run
+                print(f"  {target.name:<22} slow {mode:<15} p99 {run['p99']:>8.1f} ms, "
+                      f"{run['failed']} of {run['sent']} failed", flush=True)
     finally:
         target.stop()
     return measured
+
+
+SLOW_RATE = 20.0  # signed requests a second during a slow-client run
+
+
+def render_slow(slow: dict[tuple[str, str], dict], args: argparse.Namespace) -> str:
+    header = (f"{'target':<24}{'slow clients':<14}{'signed sent':>12}{'failed':>8}{'p50 ms':>9}{'p99 ms':>9}"
+              f"{'max ms':>9}{'held':>6}{'reconnects':>11}")
+    lines = [f"{args.slow_clients} slow clients trickling one byte a second (headers that never end, or a "
+             f"1000-byte body), while other clients send {SLOW_RATE:.0f} signed EVENTs a second for "
+             f"{args.slow_duration:.0f} s, each on a new connection; a request fails if not answered 200 "
+             f"within {slow_clients.LEGIT_TIMEOUT_SECONDS:.0f} s. Promise: p99 <= 1000 ms.",
+             header, "-" * len(header)]
+    for (name, mode), run in slow.items():
+        verdict = "" if run["failed"] == 0 and run["p99"] <= 1000 else "  NOT MET"
+        lines.append(f"{name:<24}{mode:<14}{run['sent']:>12}{run['failed']:>8}{run['p50']:>9.1f}{run['p99']:>9.1f}"
+                     f"{run['max']:>9.1f}{run['held']:>6}{run['reconnects']:>11}{verdict}")
+    return "\n".join(lines)
 
 
 def combine(runs: list[dict]) -> dict:
@@ -422,7 +556,7 @@ def _floor_of(name: str, floors: dict[str, float], default: float) -> float:
 
 def render(rows: list[tuple[str, str, dict]], args: argparse.Namespace) -> str:
     floors = {name: r["rps"] for name, _, r in rows if name.startswith("floor")}
-    default_floor = floors["floor: bare Flask"]
+    default_floor = floors.get("floor: bare Flask", float("nan"))  # absent when --only left it out
     node_by_scenario = {scenario: r for name, scenario, r in rows if name == "Node SDK cluster x2"}
     header = (f"{'target':<22}{'scenario':<21}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
               f"{'/floor':>8}{'/Node x2':>9}{'RSS/wkr MB':>11}{'key fetches':>12}")

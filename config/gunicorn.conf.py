@@ -1,28 +1,63 @@
 """gunicorn settings for the SmartApp webhook; every value can be overridden by the environment."""
 
+import importlib.util
 import multiprocessing
 import os
+import sys
 
-from smartapp.settings import read_dotenv
+
+def _settings_module():
+    """smartapp/settings.py, run without importing the smartapp package.
+
+    This file runs in gunicorn's master, before the fork. The package imports requests, whose urllib3
+    keeps its own references to ssl's classes; a gevent worker patches the standard library only after
+    the fork, so those references would stay the blocking originals and one HTTPS call would stall every
+    request of the worker. The settings module itself needs only the standard library.
+    """
+    package = importlib.util.find_spec("smartapp")  # locates the package without running it
+    spec = importlib.util.spec_from_file_location(
+        "_smartapp_settings_in_gunicorn_master", os.path.join(package.submodule_search_locations[0], "settings.py"))
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up there
+    spec.loader.exec_module(module)
+    return module
+
 
 # Development: PORT and friends may sit in `.env` like the service's own settings; real variables win.
-env = {**read_dotenv(".env"), **os.environ}
+env = {**_settings_module().read_dotenv(".env"), **os.environ}
 
 bind = f"0.0.0.0:{env.get('PORT') or '8000'}"
-# Short CPU-bound requests (JSON + one RSA verify + one store round trip): sync workers, about two per core.
+# Two per core: requests are short and mostly CPU (JSON, one RSA verify, a store round trip or two).
 # Heroku sets WEB_CONCURRENCY from the dyno size.
 workers = int(env.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2)
-worker_class = env.get("GUNICORN_WORKER_CLASS", "sync")
+# gevent: a worker serves every connection it holds in a greenlet of its own, so a client that sends its
+# request slowly ties up a greenlet, not the worker. The service is reachable without a buffering proxy
+# (Heroku's router passes request bodies through as they arrive), and with sync workers four connections
+# trickling one byte a second stopped it (bench/run.py --slow-clients: the README has the figures).
+# gevent patches the standard library when the worker starts, after the fork: see _settings_module above.
+worker_class = env.get("GUNICORN_WORKER_CLASS", "gevent")
 threads = int(env.get("GUNICORN_THREADS", "1"))
-# gthread only: how many connections one worker holds. Keep-alive connections stay with the worker that
-# accepted them; a low cap spreads them over the workers, but connections beyond workers × cap then wait
-# in the backlog for an idle one to close (bench: p99 454 ms at 64 connections with a cap of 8).
+# gevent and gthread: how many connections one worker holds at once. With gthread, keep-alive connections
+# stay with the worker that accepted them; a low cap spreads them over the workers, but connections beyond
+# workers × cap then wait in the backlog for an idle one to close (bench: p99 454 ms at 64 connections with
+# a cap of 8).
 worker_connections = int(env.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 # Backstop only: a request's own budget is 8 s (SmartThings gives 10 s); stay below Heroku's 30 s router.
 timeout = int(env.get("GUNICORN_TIMEOUT", "20"))
 graceful_timeout = 20
 # Under the router's idle timeout (Heroku: 90 s), so the router, not gunicorn, closes idle connections last.
+# With gevent it also bounds how long a connection may take to send its request headers.
 keepalive = 5
+# A request body must keep arriving: a connection that sends none of it for this long is answered 400 and
+# dropped. SmartThings sends a body at once; a stalled one would otherwise hold its greenlet for ever.
+BODY_STALL_SECONDS = 5.0
+
+
+def pre_request(worker, req):
+    sock = getattr(getattr(req, "unreader", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(BODY_STALL_SECONDS)
+
+
 # Each worker opens its own store connections after the fork (SQLite and Redis clients must not be shared).
 preload_app = False
 # HTTP parsing limits (gunicorn's defaults, stated so a change is deliberate).

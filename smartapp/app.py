@@ -30,7 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, app: SmartApp | None 
     logs.configure(settings.log_format)
     services = build_services(settings, app=app, clock=clock)
     configured_key = load_public_key(settings.public_key_text()) if settings.public_key else None
-    resolver = KeyResolver(key_server=settings.key_server, configured_key=configured_key, clock=clock)
+    resolver = KeyResolver(key_server=settings.key_server, configured_key=configured_key, clock=clock, share=services.store)
     resolve_key, trusted_dev_key_id = resolver.resolve, None
     if settings.dev_mode:
         # Reached only when settings.problems() found no production sign (see Settings.dev_mode_problems).

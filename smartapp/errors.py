@@ -59,6 +59,13 @@ class StoreUnavailable(SmartAppError):
     reason = "store_unavailable"
 
 
+class RequestInProgress(SmartAppError):
+    """An identical signed request is being processed right now; its answer decides, so retry later."""
+
+    status = 503
+    reason = "request_in_progress"
+
+
 class UpstreamUnavailable(SmartAppError):
     """A remote cloud (SmartThings API, OAuth provider) failed or timed out."""
 

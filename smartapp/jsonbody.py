@@ -9,6 +9,9 @@ from typing import Any
 from smartapp.errors import MalformedRequest
 
 MAX_INTEGER_DIGITS = 64
+# SmartThings' payloads nest about ten levels deep. Anything deeper is refused here, before any code
+# (a handler, a log line, json.dumps of a stored config) walks it: deep enough input exhausts recursion.
+MAX_DEPTH = 64
 # Any \uD800-\uDFFF escape: only then do we pay for a walk looking for unpaired surrogates.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
@@ -45,18 +48,32 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
         return False
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
-    return False
+    return True
+
+
+def _problem(value: Any, *, surrogates: bool) -> str | None:
+    """Why a parsed document is refused (too deep, an unpaired surrogate), or None; iterative, never recursive."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict):
+            if depth > MAX_DEPTH:
+                return "nested too deeply"
+            if surrogates and not all(_encodable(key) for key in node):
+                return "unpaired surrogate"
+            pending.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            if depth > MAX_DEPTH:
+                return "nested too deeply"
+            pending.extend((child, depth + 1) for child in node)
+        elif surrogates and isinstance(node, str) and not _encodable(node):
+            return "unpaired surrogate"
+    return None
 
 
 def parse_json(raw: bytes) -> Any:
@@ -72,6 +89,11 @@ def parse_json(raw: bytes) -> Any:
     except (ValueError, RecursionError):
         # RecursionError: deep nesting, which stock Flask turns into a 500.
         raise MalformedRequest("malformed_json", "body is not valid JSON") from None
-    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
-        raise MalformedRequest("malformed_json", "unpaired surrogate")
+    # Each walk only when it can find something: a document with fewer brackets than MAX_DEPTH cannot
+    # be too deep (brackets inside strings count too, which only costs a walk that finds nothing).
+    surrogates = _SURROGATE_ESCAPE.search(raw) is not None
+    if surrogates or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+        problem = _problem(value, surrogates=surrogates)
+        if problem is not None:
+            raise MalformedRequest("malformed_json", problem)
     return value

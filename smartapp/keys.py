@@ -20,8 +20,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from smartapp.errors import KeyUnavailable, SignatureError
+from smartapp.fetch_budget import FetchBudget
 from smartapp.rejection_log import RejectionLogLimit
 from smartapp.signature import MIN_KEY_BITS
+from smartapp.store import KeyShare
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ _PEM_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
 _FETCH_GRACE_SECONDS = 0.5
 _READ_CHUNK = 4096
 _THROTTLE_LOG_INTERVAL = 10.0
+# What a fetch found, as workers share it through the store.
+_SHARED_PEM = "pem:"
+_SHARED_REFUSAL = "refused:"
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,7 @@ class KeyResolver:
         max_bytes: int = 16384,
         fetch_budget: int = 20,
         fetch_refill_per_second: float = 1.0,
+        share: KeyShare | None = None,
     ) -> None:
         key_server = key_server.rstrip("/")
         if not _KEY_SERVER_RE.fullmatch(key_server):
@@ -172,15 +178,14 @@ class KeyResolver:
         self._timeout = (connect_timeout, read_timeout)
         self._fetch_seconds = connect_timeout + read_timeout
         self._max_bytes = max_bytes
-        self._budget = float(fetch_budget)
-        self._refill = float(fetch_refill_per_second)
+        # `share` (the store) makes the budget the deployment's and shares fetched keys between workers.
+        self._fetches = FetchBudget(share=share, burst=fetch_budget, refill_per_second=fetch_refill_per_second,
+                                    clock=clock)
 
         self._lock = threading.Lock()
         self._keys: OrderedDict[str, _CachedKey] = OrderedDict()
         self._refusals: OrderedDict[str, _Refusal] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
-        self._tokens = self._budget
-        self._tokens_at = clock()
         # Rejections decided without a fetch can come once per request: their lines are capped, and a
         # throttled fetch (a flood of made-up ids) is worth one line per interval at most.
         self._rejection_log = RejectionLogLimit()
@@ -212,7 +217,7 @@ class KeyResolver:
                 del self._refusals[key_id]
             flight = self._flights.get(key_id)
             # Nothing to serve and no fetch allowed (a flood of made-up ids): no single flight to set up.
-            throttled = flight is None and cached is None and self._refilled_tokens() < 1.0
+            throttled = flight is None and cached is None and not self._fetches.worth_asking()
             leader = flight is None and not throttled
             if leader:
                 flight = self._flights[key_id] = _Flight()
@@ -247,7 +252,10 @@ class KeyResolver:
             logger.warning("key_rejected reason=%s key_id=%s", reason, _shown(key_id))
 
     def _refresh(self, key_id: str, cached: _CachedKey | None) -> RSAPublicKey:
-        if not self._take_token():
+        decision = self._fetches.ask(key_id)
+        if decision.value is not None:
+            return self._adopt(key_id, decision.value)
+        if not decision.may_fetch:
             return self._stale_or_unavailable(key_id, cached, "key_fetch_throttled")
         try:
             status, body = self._fetch(key_id)
@@ -255,20 +263,43 @@ class KeyResolver:
             return self._stale_or_unavailable(key_id, cached, exc.reason)
         if status in (404, 410):
             # The key server is the authority: an id it does not know (any more) is refused.
-            raise self._refuse(key_id, "unknown_key", detail=f"status {status}")
+            raise self._refuse_for_all(key_id, "unknown_key", detail=f"status {status}")
         if status != 200:
             return self._stale_or_unavailable(key_id, cached, f"key_server_status_{status}")
         try:
             material = _parse_pem(body)
         except ValueError as exc:
-            raise self._refuse(key_id, "unknown_key", detail=str(exc)) from None
+            raise self._refuse_for_all(key_id, "unknown_key", detail=str(exc)) from None
+        key, fresh_for = self._accept(key_id, material, for_all=True)
+        # ASCII: _parse_pem refused anything else.
+        self._fetches.tell(key_id, _SHARED_PEM + body.decode("ascii"), ttl_seconds=fresh_for)
+        logger.info("key_fetched key_id=%s", _shown(key_id))
+        return key
 
+    def _adopt(self, key_id: str, value: str) -> RSAPublicKey:
+        """What another worker stored for `key_id`: its key (checked again here) or its refusal."""
+        if value.startswith(_SHARED_REFUSAL):
+            raise self._refuse(key_id, value[len(_SHARED_REFUSAL):][:64] or "unknown_key", detail="shared")
+        if value.startswith(_SHARED_PEM):
+            try:
+                material = _parse_pem(value[len(_SHARED_PEM):])
+            except ValueError:
+                pass
+            else:
+                return self._accept(key_id, material, for_all=False)[0]
+        # Only this service writes these entries; no fetch was granted for this request, so retry later.
+        logger.warning("key_share_unreadable key_id=%s", _shown(key_id))
+        raise KeyUnavailable("key_share_unreadable")
+
+    def _accept(self, key_id: str, material: _KeyMaterial, *, for_all: bool) -> tuple[RSAPublicKey, float]:
+        """Cache a key that is valid now; returns it and how long it stays fresh. Refuses one that is not."""
+        refuse = self._refuse_for_all if for_all else self._refuse
         now = self._clock()
         if material.not_before is not None and now < material.not_before:
             # Not valid *yet*: retry once it becomes valid rather than after the full negative TTL.
-            raise self._refuse(key_id, "expired_key", until=material.not_before, detail="not yet valid")
+            raise refuse(key_id, "expired_key", until=material.not_before, detail="not yet valid")
         if material.not_after is not None and now >= material.not_after:
-            raise self._refuse(key_id, "expired_key", detail="expired")
+            raise refuse(key_id, "expired_key", detail="expired")
         fresh_until = now + self._ttl
         if material.not_after is not None:
             fresh_until = min(fresh_until, material.not_after)
@@ -281,8 +312,15 @@ class KeyResolver:
             self._keys.move_to_end(key_id)
             while len(self._keys) > self._max_entries:
                 self._keys.popitem(last=False)
-        logger.info("key_fetched key_id=%s", _shown(key_id))
-        return material.key
+        return material.key, fresh_until - now
+
+    def _refuse_for_all(self, key_id: str, reason: str, *, until: float | None = None,
+                        detail: str = "") -> SignatureError:
+        """Refuse `key_id` here and tell the other workers, so none of them fetches it again soon."""
+        error = self._refuse(key_id, reason, until=until, detail=detail)
+        refused_for = min(self._negative_ttl, until - self._clock()) if until is not None else self._negative_ttl
+        self._fetches.tell(key_id, _SHARED_REFUSAL + reason, ttl_seconds=refused_for)
+        return error
 
     def _refuse(
         self, key_id: str, reason: str, *, until: float | None = None, detail: str = ""
@@ -314,23 +352,6 @@ class KeyResolver:
         if reason != "key_fetch_throttled" or self._throttle_log.admit(reason):
             logger.warning("key_unavailable reason=%s key_id=%s", reason, _shown(key_id))
         raise KeyUnavailable(reason)
-
-    def _take_token(self) -> bool:
-        """Token bucket over outbound fetches, so a flood of made-up keyIds cannot become a fetch flood."""
-        with self._lock:
-            if self._refilled_tokens() < 1.0:
-                return False
-            self._tokens -= 1.0
-            return True
-
-    def _refilled_tokens(self) -> float:
-        """The fetches the bucket allows now (the caller holds the lock)."""
-        # Read under the lock and never behind the last refill: a time read before waiting for the
-        # lock would move `_tokens_at` back, and the next caller would be credited that time again.
-        now = max(self._clock(), self._tokens_at)
-        self._tokens = min(self._budget, self._tokens + (now - self._tokens_at) * self._refill)
-        self._tokens_at = now
-        return self._tokens
 
     def _fetch(self, key_id: str) -> tuple[int, bytes]:
         """GET the key server in a helper thread so DNS, a stall or a drip cannot outlast the deadline."""

@@ -9,6 +9,7 @@ import re
 import secrets
 import sys
 import time
+import traceback
 from typing import Any, Callable, Iterable
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
@@ -101,6 +102,21 @@ class _UtcSecond:
         return text
 
 
+# A traceback in the log is for finding our bug, and a few innermost frames find it. Unbounded, one
+# exception from deep recursion is a 100 KB line, and a flood of them fills the disk.
+TRACEBACK_FRAMES = 12
+TRACEBACK_CHARS = 4000
+
+
+def bounded_traceback(exc_info: Any) -> str:
+    """The exception's innermost frames (of each chained exception), cut to TRACEBACK_CHARS around the middle."""
+    text = "".join(traceback.format_exception(*exc_info, limit=-TRACEBACK_FRAMES)).rstrip("\n")
+    if len(text) <= TRACEBACK_CHARS:
+        return text
+    half = TRACEBACK_CHARS // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
@@ -115,7 +131,7 @@ class JsonFormatter(logging.Formatter):
         }
         entry.update(_fields(record))
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = bounded_traceback(record.exc_info)
         return scrub(_ENCODER.encode(entry))
 
 
@@ -126,7 +142,7 @@ class TextFormatter(logging.Formatter):
         message = record.getMessage().replace("\r", "\\r").replace("\n", "\\n")
         line = f"{stamp} {record.levelname:<7} {record.name}: {message} {extras}".rstrip()
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + bounded_traceback(record.exc_info)
         return scrub(line)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import secrets
+import sys
 import time
 from http import HTTPStatus
 from typing import Any, Callable, Iterable
@@ -17,7 +19,7 @@ from werkzeug.wrappers import Request
 from smartapp.deadline import Deadline
 from smartapp.dispatch import dispatch, envelope
 from smartapp.errors import (
-    MalformedRequest, PayloadTooLarge, SmartAppError, StoreUnavailable, UnsupportedMediaType,
+    MalformedRequest, PayloadTooLarge, RequestInProgress, SmartAppError, StoreUnavailable, UnsupportedMediaType,
 )
 from smartapp.jsonbody import parse_json
 from smartapp.lifecycle import lifecycle_name, parse
@@ -25,6 +27,7 @@ from smartapp.rejection_log import RejectionLogLimit
 from smartapp.services import RequestInfo, Services
 from smartapp.settings import Settings
 from smartapp.signature import Verifier
+from smartapp.store import ReplayState
 
 log = logging.getLogger("smartapp.request")
 
@@ -33,6 +36,11 @@ REQUEST_BUDGET_SECONDS = 8.0
 RETRY_AFTER_SECONDS = "5"
 # A signed request stays acceptable while its Date is within ±300 s, so remember it a little longer.
 REPLAY_TTL_SECONDS = 2 * 300 + 30
+# While a request is processed its marker is only leased: if the worker dies (OOM, SIGKILL, gunicorn's
+# timeout) the lease runs out and SmartThings' identical retry is processed. SmartThings stops waiting
+# after 10 s, and remote calls stop at REQUEST_BUDGET_SECONDS, so a lease this old belongs to a request
+# that failed or died.
+CLAIM_LEASE_SECONDS = REQUEST_BUDGET_SECONDS + 2
 
 WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
@@ -69,11 +77,15 @@ def _check_transport(environ: dict, max_body_bytes: int) -> int | None:
 
 def _read_body(environ: dict, length: int | None, max_body_bytes: int) -> bytes:
     stream = environ["wsgi.input"]
-    if length is not None:
-        return stream.read(length) if length else b""
-    if not environ.get("wsgi.input_terminated"):
-        return b""  # neither a length nor a server that ends the stream: reading could block forever
-    body = stream.read(max_body_bytes + 1)  # chunked: one byte past the limit tells "over" from "exactly at"
+    try:
+        if length is not None:
+            return stream.read(length) if length else b""
+        if not environ.get("wsgi.input_terminated"):
+            return b""  # neither a length nor a server that ends the stream: reading could block forever
+        body = stream.read(max_body_bytes + 1)  # chunked: one byte past the limit tells "over" from "exactly at"
+    except OSError:
+        # The server's read timed out (the body stalled) or the connection broke: the client's doing.
+        raise MalformedRequest("body_incomplete", "the body stopped arriving") from None
     if len(body) > max_body_bytes:
         raise PayloadTooLarge()
     return body
@@ -110,8 +122,8 @@ class Webhook:
         settings = services.settings
         # correlationId and requestId are already on every line of this request (logs.RequestIds).
         fields: dict[str, object] = {}
-        claimed_marker: str | None = None
-        status, reason = 200, None
+        claimed: tuple[str, str, str | None] | None = None  # (replay marker, our lease's owner, installedAppId)
+        status, reason, failure = 200, None, None
         try:
             length = _check_transport(environ, settings.max_body_bytes)
             body = _read_body(environ, length, settings.max_body_bytes)
@@ -124,31 +136,38 @@ class Webhook:
             lifecycle = parse(document)
             fields.update(executionId=_short(lifecycle.execution_id), installedAppId=lifecycle.installed_app_id)
             if verified is not None:
-                if not services.store.claim(verified.replay_marker, ttl_seconds=REPLAY_TTL_SECONDS,
-                                            installed_app_id=lifecycle.installed_app_id):
+                owner = secrets.token_hex(8)
+                state = services.store.claim(verified.replay_marker, owner=owner, lease_seconds=CLAIM_LEASE_SECONDS,
+                                             installed_app_id=lifecycle.installed_app_id)
+                if state is ReplayState.DONE:
                     reason = "replay_suppressed"
                     return 200, _json(envelope(lifecycle.name, {}))
-                claimed_marker = verified.replay_marker
+                if state is ReplayState.IN_PROGRESS:
+                    raise RequestInProgress()
+                claimed = (verified.replay_marker, owner, lifecycle.installed_app_id)
             request = RequestInfo(deadline=Deadline.after(REQUEST_BUDGET_SECONDS),
-                              target_url_of=lambda: _target_url(environ, settings))
-            return 200, _json(dispatch(lifecycle, services, request))
+                                  target_url_of=lambda: _target_url(environ, settings))
+            answer = _json(dispatch(lifecycle, services, request))
+            if claimed is not None:
+                _complete(services, claimed[0], claimed[2])
+            return 200, answer
         except SmartAppError as error:
             status, reason = error.status, error.reason
             if error.detail:
                 fields["detail"] = error.detail
-            if claimed_marker is not None:
-                _release(services, claimed_marker, lifecycle.installed_app_id)
+            if claimed is not None:
+                _release(services, *claimed)
             return status, _error_body(status, reason)
         except Exception:  # noqa: BLE001 - the caller gets a generic 500, never the exception text
-            status, reason = 500, "internal_error"
-            log.exception("unhandled_error", extra={"reason": reason, **fields})
-            if claimed_marker is not None:
-                _release(services, claimed_marker, lifecycle.installed_app_id)
+            status, reason, failure = 500, "internal_error", sys.exc_info()
+            if claimed is not None:
+                _release(services, *claimed)
             return status, _error_body(status, reason)
         finally:
-            self._log(status, reason, fields, started)
+            self._log(status, reason, fields, started, failure)
 
-    def _log(self, status: int, reason: str | None, fields: dict[str, object], started: float) -> None:
+    def _log(self, status: int, reason: str | None, fields: dict[str, object], started: float,
+             failure: Any = None) -> None:
         unlogged = self.rejection_log.unlogged_report()
         if unlogged:
             # Written while serving another request, but not about it: blank that request's ids.
@@ -156,21 +175,31 @@ class Webhook:
                 "requestId": None, "correlationId": None, "reason": "log_rate_limited", "counts": unlogged,
                 "linesPerReason": self.rejection_log.lines_per_reason,
                 "intervalSeconds": self.rejection_log.interval_seconds})
-        # Rejections are capped per reason (a flood must not become a log flood); a 500 is our bug: always logged.
-        if status >= 400 and status != 500 and not self.rejection_log.admit(str(reason)):
+        # Every failure is capped per reason, a 500 too: input that trips one of our bugs can be sent in a flood.
+        if status >= 400 and not self.rejection_log.admit(str(reason)):
             return
-        log.log(logging.WARNING if status >= 400 else logging.INFO, "request", extra={
+        level = logging.ERROR if status == 500 else logging.WARNING if status >= 400 else logging.INFO
+        log.log(level, "request", exc_info=failure, extra={
             **fields, "status": status, "reason": reason,
             "durationMs": round((time.perf_counter() - started) * 1000, 2),
         })
 
 
-def _release(services: Services, marker: str, installed_app_id: str | None) -> None:
+def _complete(services: Services, marker: str, installed_app_id: str | None) -> None:
+    """The effects are stored: from now on an identical request is a replay."""
+    try:
+        services.store.complete(marker, ttl_seconds=REPLAY_TTL_SECONDS, installed_app_id=installed_app_id)
+    except StoreUnavailable:
+        # Answered 200 all the same: the work is done, and a retry after the lease would redo it harmlessly.
+        log.warning("replay_marker_not_completed", extra={"reason": "store_unavailable"})
+
+
+def _release(services: Services, marker: str, owner: str, installed_app_id: str | None) -> None:
     """The request failed: let an identical legitimate retry be processed later."""
     try:
-        services.store.release_marker(marker, installed_app_id=installed_app_id)
+        services.store.release_marker(marker, owner=owner, installed_app_id=installed_app_id)
     except StoreUnavailable:
-        pass  # the marker expires on its own
+        pass  # the lease expires on its own
 
 
 class WebhookFirst:

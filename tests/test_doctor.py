@@ -84,7 +84,7 @@ def test_redis_durability_settings_are_checked(tmp_path):
         env = {"REDIS_URL": server.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY}
         good = doctor(env, tmp_path, "--offline")
         assert good.returncode == 0, good.stdout
-        assert "appendonly yes, maxmemory-policy noeviction" in good.stdout
+        assert "appendonly yes, appendfsync everysec" in good.stdout and "maxmemory-policy noeviction" in good.stdout
         assert "redis redis://127.0.0.1" in good.stdout
 
         import redis
@@ -99,6 +99,39 @@ def test_redis_durability_settings_are_checked(tmp_path):
         assert "CONFIG SET maxmemory-policy noeviction" in bad.stdout
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("settings,needle", [
+    ({"appendonly": "no"}, "appendonly is 'no', snapshots only"),
+    ({"appendfsync": "no"}, "appendfsync is 'no', the kernel writes the log when it likes"),
+])
+def test_persistence_that_can_lose_acknowledged_writes_is_a_warning_with_its_costs(tmp_path, settings, needle):
+    server = RedisServer("--appendonly", "yes", "--appendfsync", "everysec").start()
+    try:
+        import redis
+
+        client = redis.Redis.from_url(server.url)
+        for name, value in settings.items():
+            client.config_set(name, value)
+        client.close()
+        result = doctor({"REDIS_URL": server.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY}, tmp_path, "--offline")
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout  # a warning: --strict makes it fail
+    assert levels(result.stdout, "redis durability") == {"WARN"}
+    assert needle in result.stdout
+    # The fix names both safe settings and what each costs.
+    assert "appendfsync everysec" in result.stdout and "always: an fsync before every write" in result.stdout
+
+
+def test_appendfsync_always_is_fine_and_says_what_it_costs(tmp_path):
+    server = RedisServer("--appendonly", "yes", "--appendfsync", "always").start()
+    try:
+        result = doctor({"REDIS_URL": server.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY}, tmp_path, "--offline")
+    finally:
+        server.stop()
+    assert levels(result.stdout, "redis durability") == {"ok"}
+    assert "appendfsync always (an fsync before every write is acknowledged" in result.stdout
 
 
 def test_an_unreachable_redis_fails_without_showing_its_password(tmp_path):

@@ -251,15 +251,73 @@ def test_f6_ambiguous_callbacks_are_refused(client, signer, store, provider_serv
     assert_nothing_stored(store, provider_server)
 
 
-def test_f7_access_denied_is_acknowledged_and_consumes_the_link(client, signer, store, provider_server,
-                                                                smartapp_log):
+def test_f7_access_denied_is_acknowledged_and_leaves_the_link(client, signer, store, provider_server,
+                                                              smartapp_log):
     url_path = sign_in(url_template(client, signer), deny="1")
     assert "error=access_denied" in url_path
     response = callback(client, signer, url_path)
     assert response.status_code == 200 and response.get_json() == {"oAuthCallbackData": {}}
     assert_nothing_stored(store, provider_server)
-    assert store.pending(IAID) is None
     assert "oauth_access_denied" in smartapp_log.reasons()
+    # Anyone can send a denial for the installation: the user can still sign in on the same link.
+    assert callback(client, signer, sign_in(url_template(client, signer))).status_code == 200
+    assert store.get(IAID).provider == "generic"
+
+
+# --- a stranger's callbacks cannot end the user's pending link ------------------------------------
+
+def stranger_code(provider_server) -> str:
+    """A code the provider issued to someone else (another PKCE challenge): its exchange fails."""
+    return provider_server.authority.issue_code(challenge="A" * 43)
+
+
+def test_a_strangers_failed_code_leaves_the_pending_link_for_the_user(client, signer, store, provider_server):
+    users_callback = sign_in(url_template(client, signer))
+    stranger = callback(client, signer, f"code={stranger_code(provider_server)}&state={IAID}")
+    assert stranger.status_code == 400 and stranger.get_json() == {"error": "oauth_exchange_failed"}
+    assert store.pending(IAID) is not None
+    assert callback(client, signer, users_callback).status_code == 200
+    assert store.get(IAID).provider_access_token in provider_server.authority.access_tokens
+    assert store.pending(IAID) is None  # a successful exchange ends the link
+
+
+def test_a_code_is_exchanged_at_most_once_even_after_a_failure(client, signer, store, provider_server):
+    url_path = sign_in(url_template(client, signer))
+    provider_server.authority.fail_status = 502
+    assert callback(client, signer, url_path).get_json() == {"error": "oauth_provider_unavailable"}
+    provider_server.authority.fail_status = None
+    again = callback(client, signer, url_path)  # a new delivery (another signature) of the same code
+    assert again.status_code == 400 and again.get_json() == {"error": "oauth_code_reused"}
+    assert_nothing_stored(store, provider_server, exchanges=1)
+    assert callback(client, signer, sign_in(url_template(client, signer))).status_code == 200
+
+
+def test_the_same_code_sent_twice_at_once_is_exchanged_once(client, signer, store, provider_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    url_path = sign_in(url_template(client, signer))
+    provider_server.authority.delay = 0.5  # both callbacks are in flight together
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: callback(client, signer, url_path), range(2)))
+    assert sorted(a.status_code for a in answers) == [200, 400]
+    assert {"error": "oauth_code_reused"} in [a.get_json() for a in answers]
+    assert len(provider_server.calls_to("POST", "/token")) == 1
+
+
+def test_five_failed_codes_end_the_pending_link(client, signer, store, provider_server):
+    from smartapp.handlers.oauth_callback import MAX_FAILED_ATTEMPTS
+
+    users_callback = sign_in(url_template(client, signer))
+    for _ in range(MAX_FAILED_ATTEMPTS):
+        failed = callback(client, signer, f"code={stranger_code(provider_server)}&state={IAID}")
+        assert failed.get_json() == {"error": "oauth_exchange_failed"}
+        assert store.pending(IAID) is not None
+    refused = callback(client, signer, users_callback)
+    assert refused.status_code == 400 and refused.get_json() == {"error": "oauth_link_attempts_exhausted"}
+    assert_nothing_stored(store, provider_server, exchanges=MAX_FAILED_ATTEMPTS)
+    assert store.pending(IAID) is None
+    # The user starts again from the page: a new link with a full allowance.
+    assert callback(client, signer, sign_in(url_template(client, signer))).status_code == 200
 
 
 def test_other_authorization_errors_and_a_missing_code_are_refused(client, signer, store, provider_server):

@@ -16,6 +16,7 @@ from redis.crc import key_slot
 
 from smartapp import create_app
 from smartapp.errors import StoreUnavailable
+from smartapp.store import ReplayState
 from smartapp.store.cipher import TokenCipher
 from smartapp.store.redis_store import RedisStore, make_redis_client
 from tests.conftest import TOKEN_KEY, load_fixture, service_environment
@@ -320,7 +321,8 @@ def test_writes_wait_for_the_slots_own_replica(redis_cluster_url, cipher):
     try:
         for iaid in (str(uuid.uuid4()) for _ in range(6)):  # spread over the primaries
             assert store.update(iaid, {"locale": "en"}) == 1
-            assert store.claim(uuid.uuid4().hex * 2, ttl_seconds=60, installed_app_id=iaid)
+            assert store.claim(uuid.uuid4().hex * 2, owner="o", lease_seconds=60,
+                               installed_app_id=iaid) is ReplayState.CLAIMED
             store.issue(iaid, {"verifier": "v"}, ttl_seconds=60)
             store.delete(iaid)
         store.ping()
@@ -340,7 +342,7 @@ def test_concurrent_claims_on_the_cluster_are_exactly_once(redis_cluster_url, ci
 
     def claim_all(store: RedisStore) -> None:
         for marker in markers:
-            if store.claim(marker, ttl_seconds=60):
+            if store.claim(marker, owner=uuid.uuid4().hex, lease_seconds=60) is ReplayState.CLAIMED:
                 with lock:
                     wins.append(marker)
 

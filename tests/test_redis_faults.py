@@ -9,6 +9,7 @@ import redis
 from cryptography.fernet import Fernet
 
 from smartapp.errors import StoreUnavailable
+from smartapp.store import ReplayState
 from smartapp.store.cipher import TokenCipher
 from smartapp.store.redis_store import RedisStore, make_redis_client
 from tests.fakes.redis_server import RedisServer, free_port
@@ -44,7 +45,7 @@ def operations(store: RedisStore) -> dict:
         "get": lambda: store.get(IAID),
         "update": lambda: store.update(IAID, {"auth_token": "new-access", "refresh_token": "new-refresh",
                                               "location_id": "new-location"}),
-        "claim": lambda: store.claim("f" * 64, ttl_seconds=300),
+        "claim": lambda: store.claim("f" * 64, owner="frozen", lease_seconds=300),
         "acquire": lambda: store.acquire(IAID, ttl_seconds=10, wait_seconds=0),
         "consume": lambda: store.consume(IAID),
     }
@@ -101,7 +102,7 @@ def test_paused_server_costs_under_budget_and_leaves_no_late_write(private_serve
     record = store.get(IAID)
     assert (record.version, record.auth_token, record.refresh_token, record.location_id) == \
         (1, "old-access", "old-refresh", "old")
-    assert claimer.claim("f" * 64, ttl_seconds=300) is True
+    assert claimer.claim("f" * 64, owner="retry", lease_seconds=300) is ReplayState.CLAIMED
     assert store.update(IAID, {"auth_token": "new-access"}, expected_version=1) == 2
 
 
@@ -124,7 +125,7 @@ def test_readonly_replica_and_oom_are_unavailable(private_server, cipher):
         with pytest.raises(StoreUnavailable):
             store.update(IAID, {"locale": "en"})
         with pytest.raises(StoreUnavailable):
-            store.claim("a" * 64, ttl_seconds=60)
+            store.claim("a" * 64, owner="o", lease_seconds=60)
         admin.config_set("maxmemory", "0")
         admin.replicaof("127.0.0.1", free_port())  # a demoted master: reads work, writes are refused
         with pytest.raises(StoreUnavailable):
@@ -158,11 +159,12 @@ def test_a_write_no_replica_confirms_is_503_and_an_unconfirmed_claim_is_taken_ba
         while admin.info("replication").get("slave0", {}).get("state") != "online":
             time.sleep(0.05)
         store = RedisStore(make_redis_client(primary.url), cipher, wait_replicas=1)
-        assert store.claim("1" * 64, ttl_seconds=300) is True
+        assert store.claim("1" * 64, owner="first", lease_seconds=300) is ReplayState.CLAIMED
         store.ping()
         replica.pause()  # connected, never acknowledging
         try:
-            for call in (lambda: store.claim("2" * 64, ttl_seconds=300), lambda: store.update(IAID, {"locale": "en"}),
+            for call in (lambda: store.claim("2" * 64, owner="unconfirmed", lease_seconds=300),
+                         lambda: store.update(IAID, {"locale": "en"}),
                          store.ping):
                 with pytest.raises(StoreUnavailable) as caught:
                     call()
@@ -170,8 +172,8 @@ def test_a_write_no_replica_confirms_is_503_and_an_unconfirmed_claim_is_taken_ba
         finally:
             replica.resume()
         # The claim answered 503 was taken back, so SmartThings' retry of that request is processed.
-        assert store.claim("2" * 64, ttl_seconds=300) is True
-        assert store.claim("1" * 64, ttl_seconds=300) is False
+        assert store.claim("2" * 64, owner="retry", lease_seconds=300) is ReplayState.CLAIMED
+        assert store.claim("1" * 64, owner="replay", lease_seconds=300) is ReplayState.IN_PROGRESS
         store.close()
     finally:
         admin.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import secrets
-import socket
 import threading
 import time
 
@@ -12,14 +11,21 @@ import pytest
 import redis
 
 from smartapp.errors import StoreUnavailable
+from smartapp.store import ReplayState
 from smartapp.store.cipher import TokenCipher
 from smartapp.store.redis_store import RedisStore, make_redis_client
 from tests.conftest import TOKEN_KEY
+from tests.fakes.redis_proxy import ReplyCutter
 
 
 def marker() -> str:
     """A fresh 64-hex-char replay marker, the shape the verifier hands the store."""
     return secrets.token_hex(32)
+
+
+def claim(store: RedisStore, marker: str) -> bool:
+    """One replay claim under a fresh owner (a request of its own): whether it took the lease."""
+    return store.claim(marker, owner=secrets.token_hex(8), lease_seconds=60) is ReplayState.CLAIMED
 
 
 def named_url(url: str, name: str) -> str:
@@ -61,24 +67,24 @@ def connections_named(admin: redis.Redis, name: str) -> int:
 
 
 def test_a_flushed_script_cache_is_reloaded(store, admin):
-    assert store.claim(marker(), ttl_seconds=60) is True
+    assert claim(store, marker()) is True
     admin.script_flush()
-    assert admin.script_exists(store._take.sha) == [False]
+    assert admin.script_exists(store._claim.sha) == [False]
     again = marker()
-    assert store.claim(again, ttl_seconds=60) is True
-    assert store.claim(again, ttl_seconds=60) is False
-    assert admin.script_exists(store._take.sha) == [True]
+    assert claim(store, again) is True
+    assert claim(store, again) is False
+    assert admin.script_exists(store._claim.sha) == [True]
 
 
 def test_connections_killed_by_the_server_are_replaced_with_one_transparent_retry(store, admin, client_name):
-    assert store.claim(marker(), ttl_seconds=60) is True
+    assert claim(store, marker()) is True
     before = local_port(store)
     assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
     assert connections_named(admin, client_name) == 0
     again = marker()
-    assert store.claim(again, ttl_seconds=60) is True
+    assert claim(store, again) is True
     assert local_port(store) != before  # the claim really went over a new connection
-    assert store.claim(again, ttl_seconds=60) is False
+    assert claim(store, again) is False
 
 
 def test_threads_claim_concurrently_on_at_most_one_connection_each(store, admin, client_name):
@@ -90,7 +96,7 @@ def test_threads_claim_concurrently_on_at_most_one_connection_each(store, admin,
     def worker(n: int) -> None:
         try:
             barrier.wait(10)
-            outcomes[n] = [store.claim(marker(), ttl_seconds=60) for _ in range(rounds)]
+            outcomes[n] = [claim(store, marker()) for _ in range(rounds)]
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             errors.append(error)
 
@@ -107,7 +113,7 @@ def test_threads_claim_concurrently_on_at_most_one_connection_each(store, admin,
 
 def test_short_lived_threads_reuse_connections_instead_of_leaving_them_open(store, admin, client_name):
     for _ in range(20):
-        thread = threading.Thread(target=store.claim, args=(marker(),), kwargs={"ttl_seconds": 60})
+        thread = threading.Thread(target=claim, args=(store, marker()))
         thread.start()
         thread.join(10)
     assert len(store._scripts._idle) == 1
@@ -122,7 +128,7 @@ def test_many_threads_claiming_one_marker_at_once_get_exactly_one_true(store):
 
     def worker() -> None:
         barrier.wait(10)
-        outcomes.append(store.claim(shared, ttl_seconds=60))
+        outcomes.append(claim(store, shared))
 
     workers = [threading.Thread(target=worker) for _ in range(threads)]
     for thread in workers:
@@ -133,72 +139,17 @@ def test_many_threads_claiming_one_marker_at_once_get_exactly_one_true(store):
     assert outcomes.count(True) == 1
 
 
-class ReplyCutter:
-    """A loopback TCP proxy to Redis that, once armed, lets one EVALSHA run and then cuts the connection before its reply."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
-        self.armed = threading.Event()
-        self.cut = threading.Event()
-        self.sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                downstream, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.port))
-            self.sockets += [downstream, upstream]
-            cut_next_reply = threading.Event()
-            threading.Thread(target=self._requests, args=(downstream, upstream, cut_next_reply), daemon=True).start()
-            threading.Thread(target=self._replies, args=(upstream, downstream, cut_next_reply), daemon=True).start()
-
-    def _requests(self, downstream: socket.socket, upstream: socket.socket, cut_next_reply: threading.Event) -> None:
-        try:
-            while data := downstream.recv(65536):
-                if b"EVALSHA" in data and self.armed.is_set():
-                    self.armed.clear()
-                    cut_next_reply.set()  # before the command leaves, so its reply cannot slip through
-                upstream.sendall(data)
-        except OSError:
-            pass
-
-    def _replies(self, upstream: socket.socket, downstream: socket.socket, cut_next_reply: threading.Event) -> None:
-        try:
-            while data := upstream.recv(65536):
-                if cut_next_reply.is_set():
-                    self.cut.set()
-                    break
-                downstream.sendall(data)
-        except OSError:
-            pass
-        for sock in (downstream, upstream):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.listener.close()
-        for sock in self.sockets:
-            sock.close()
-
-
 def test_a_claim_whose_reply_was_lost_is_still_reported_as_claimed(redis_server, redis_url, admin):
     proxy = ReplyCutter(redis_server.port)
     store = RedisStore(make_redis_client(proxy.url), TokenCipher.from_env_value(TOKEN_KEY))
     try:
-        admin.script_load(store._take.script)  # so the lost reply is the claim's own, not a NOSCRIPT
+        admin.script_load(store._claim.script)  # so the lost reply is the claim's own, not a NOSCRIPT
         lost = marker()
         proxy.armed.set()
-        assert store.claim(lost, ttl_seconds=60) is True
+        assert claim(store, lost) is True
         assert proxy.cut.is_set()  # the first attempt ran on the server, its answer never arrived
         assert admin.exists(store.replay_key(lost)) == 1
-        assert store.claim(lost, ttl_seconds=60) is False  # a later request with this marker is a replay
+        assert claim(store, lost) is False  # a later request with this marker is a replay
     finally:
         store.close()
         proxy.close()
@@ -231,14 +182,14 @@ def test_a_link_receipt_expires_on_its_own(store, admin):
 
 
 def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(store):
-    assert store.claim(marker(), ttl_seconds=60) is True
+    assert claim(store, marker()) is True
     parent_port = local_port(store)
     in_child = marker()
     context = multiprocessing.get_context("fork")
     results = context.Queue()
 
     def child() -> None:
-        claimed = store.claim(in_child, ttl_seconds=60)
+        claimed = claim(store, in_child)
         results.put((claimed, local_port(store)))
         store.close()
 
@@ -248,13 +199,13 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(st
     process.join(10)
     assert process.exitcode == 0
     assert claimed is True and child_port != parent_port
-    assert store.claim(marker(), ttl_seconds=60) is True
+    assert claim(store, marker()) is True
     assert local_port(store) == parent_port  # the parent's socket carried on: no error, no reconnect
-    assert store.claim(in_child, ttl_seconds=60) is False
+    assert claim(store, in_child) is False
 
 
 def test_close_drops_the_pinned_connection_and_a_later_claim_reconnects(store, admin, client_name):
-    assert store.claim(marker(), ttl_seconds=60) is True
+    assert claim(store, marker()) is True
     connection = pinned(store)
     assert connection.is_connected and connections_named(admin, client_name) >= 1
     store.close()
@@ -264,8 +215,8 @@ def test_close_drops_the_pinned_connection_and_a_later_claim_reconnects(store, a
         time.sleep(0.01)
     assert connections_named(admin, client_name) == 0
     again = marker()
-    assert store.claim(again, ttl_seconds=60) is True
-    assert store.claim(again, ttl_seconds=60) is False
+    assert claim(store, again) is True
+    assert claim(store, again) is False
 
 
 def test_script_connections_are_capped_like_the_client_s_pool(redis_url):
@@ -274,10 +225,10 @@ def test_script_connections_are_capped_like_the_client_s_pool(redis_url):
     try:
         held = [runner._checkout(), runner._checkout()]  # two callers in flight at once
         with pytest.raises(StoreUnavailable):
-            store.claim(marker(), ttl_seconds=60)  # a third fails at once instead of opening a third
+            claim(store, marker())  # a third fails at once instead of opening a third
         for connection in held:
             runner._idle.append(connection)
-        assert store.claim(marker(), ttl_seconds=60) is True  # an idle one is reused, still two in all
+        assert claim(store, marker()) is True  # an idle one is reused, still two in all
         assert runner._opened == 2
     finally:
         store.close()

@@ -15,6 +15,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from smartapp.errors import StoreUnavailable
+from smartapp.store import ReplayState
 from smartapp.store.cipher import TokenCipher
 from smartapp.store.sqlite_store import SqliteStore
 
@@ -53,7 +54,8 @@ print(done, conflicts, flush=True)
 KILLED_CHILD = CHILD_PRELUDE + """
 store.update(IAID, {"auth_token": "acked-access", "refresh_token": "acked-refresh", "locale": "en"})
 store.issue(IAID, {"verifier": "v"}, ttl_seconds=600)
-assert store.claim("ab" * 32, ttl_seconds=600)
+store.claim("ab" * 32, owner="killed", lease_seconds=600)
+store.complete("ab" * 32, ttl_seconds=600)
 print("ok", flush=True)
 time.sleep(60)
 """
@@ -111,7 +113,7 @@ def test_acknowledged_write_survives_kill_9(tmp_path, key):
     assert (record.auth_token, record.refresh_token, record.locale, record.version) == \
         ("acked-access", "acked-refresh", "en", 1)
     assert store.consume(IAID) == {"verifier": "v"}
-    assert store.claim("ab" * 32, ttl_seconds=600) is False
+    assert store.claim("ab" * 32, owner="later", lease_seconds=600) is ReplayState.DONE
     connection = sqlite3.connect(str(path))
     assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -140,7 +142,7 @@ def test_write_lock_held_too_long_is_unavailable(tmp_path, key):
             store.update(IAID, {"locale": "fr"})
         assert time.monotonic() - started < 1.0
         with pytest.raises(StoreUnavailable):
-            store.claim("cd" * 32, ttl_seconds=60)
+            store.claim("cd" * 32, owner="o", lease_seconds=60)
         assert store.get(IAID).locale == "en"  # WAL readers are not blocked by the writer
     finally:
         blocker.execute("ROLLBACK")
@@ -191,3 +193,29 @@ def test_workers_opening_a_fresh_database_together_all_start(tmp_path, key):
         outputs = [child.communicate(timeout=30) for child in children]
         assert [child.returncode for child in children] == [0] * 8, [err[-500:] for _, err in outputs]
         assert all("opened" in out for out, _ in outputs)
+
+
+def test_a_file_from_before_two_phase_markers_keeps_its_markers_as_done(tmp_path, key):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(str(path), isolation_level=None)
+    old.execute("CREATE TABLE replay (marker TEXT PRIMARY KEY, expires_at REAL NOT NULL)")
+    old.execute("INSERT INTO replay VALUES (?, ?)", ("ab" * 32, time.time() + 600))
+    old.close()
+    store = SqliteStore(str(path), TokenCipher([key]))
+    assert store.claim("ab" * 32, owner="replay", lease_seconds=10) is ReplayState.DONE
+    assert store.claim("cd" * 32, owner="new", lease_seconds=10) is ReplayState.CLAIMED
+    store.close()
+
+
+def test_short_lived_threads_reuse_connections_instead_of_opening_one_each(tmp_path, key):
+    """Under gevent every client connection is a greenlet of its own: the store must not open one per greenlet."""
+    import threading
+
+    store = SqliteStore(str(tmp_path / "pool.sqlite3"), TokenCipher([key]))
+    store.update(IAID, {"locale": "en"})
+    for _ in range(30):
+        thread = threading.Thread(target=store.get, args=(IAID,))
+        thread.start()
+        thread.join(10)
+    assert len(store._connections) == 1
+    store.close()

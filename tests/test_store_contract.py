@@ -17,7 +17,7 @@ import redis
 from cryptography.fernet import Fernet
 
 from smartapp.errors import StoreUnavailable, VersionConflict
-from smartapp.store import SECRET_FIELDS, Installation, Store, open_store
+from smartapp.store import SECRET_FIELDS, Installation, LinkAttempt, ReplayState, Store, open_store
 from smartapp.store.cipher import CorruptRecord, TokenCipher
 from smartapp.store.redis_clients import primary_clients
 from smartapp.store.redis_store import RedisStore, make_redis_client
@@ -133,7 +133,7 @@ def sqlite_backend(path: Path, cipher: TokenCipher, clock: FakeClock, opened: li
 
     def leftovers(iaid: str) -> list:
         connection = connect()
-        return [row for table in ("installations", "links", "locks")
+        return [row for table in ("installations", "links", "link_attempts", "locks")
                 for row in connection.execute(f"SELECT * FROM {table} WHERE installed_app_id = ?", (iaid,))]
 
     return Backend("sqlite", reopen(cipher), clock, reopen, raw_secret, put_raw_secret, raw_bytes, leftovers)
@@ -279,6 +279,7 @@ def test_delete_removes_every_trace(store, backend):
     store.update(iaid, install_fields())
     store.update(OTHER, install_fields())
     store.issue(iaid, {"verifier": "v"}, ttl_seconds=600)
+    assert store.attempt(iaid, "d" * 64, max_attempts=5).link == {"verifier": "v"}
     assert store.acquire(iaid, ttl_seconds=30, wait_seconds=0)
     assert backend.leftovers(iaid)
     store.delete(iaid)
@@ -338,6 +339,43 @@ def test_unreadable_link_is_absent(store, backend, store_log):
     assert store.consume(IAID) is None  # consumed all the same: a link is never handed out twice
 
 
+def test_link_attempts_keep_the_link_and_let_each_code_through_once(store, backend, cipher):
+    store.issue(IAID, {"verifier": "v"}, ttl_seconds=600)
+    other_worker = backend.reopen(cipher)
+    assert store.attempt(IAID, "a" * 64, max_attempts=5) == LinkAttempt({"verifier": "v"})
+    assert other_worker.attempt(IAID, "a" * 64, max_attempts=5) == LinkAttempt(None, "oauth_code_reused")
+    assert other_worker.attempt(IAID, "b" * 64, max_attempts=5) == LinkAttempt({"verifier": "v"})
+    assert store.pending(IAID) == {"verifier": "v"}
+    assert store.attempt(OTHER, "a" * 64, max_attempts=5) == LinkAttempt(None, "oauth_link_not_pending")
+    assert store.consume(IAID) == {"verifier": "v"}
+    assert store.attempt(IAID, "c" * 64, max_attempts=5) == LinkAttempt(None, "oauth_link_not_pending")
+
+
+def test_link_attempts_past_the_limit_end_the_link(store):
+    store.issue(IAID, {"verifier": "v"}, ttl_seconds=600)
+    assert all(store.attempt(IAID, f"{n:064x}", max_attempts=3).link for n in range(3))
+    assert store.attempt(IAID, "f" * 64, max_attempts=3) == LinkAttempt(None, "oauth_link_attempts_exhausted")
+    assert store.pending(IAID) is None
+    assert store.attempt(IAID, "e" * 64, max_attempts=3) == LinkAttempt(None, "oauth_link_not_pending")
+
+
+def test_a_new_link_starts_without_attempts(store):
+    store.issue(IAID, {"verifier": "old"}, ttl_seconds=600)
+    assert store.attempt(IAID, "a" * 64, max_attempts=1).link
+    store.issue(IAID, {"verifier": "new"}, ttl_seconds=600)
+    assert store.attempt(IAID, "a" * 64, max_attempts=1) == LinkAttempt({"verifier": "new"})
+
+
+def test_link_attempts_expire_with_the_link(store, backend):
+    store.issue(IAID, {"verifier": "v"}, ttl_seconds=0.15)
+    assert store.attempt(IAID, "a" * 64, max_attempts=5).link
+    backend.clock.advance(1)
+    time.sleep(0.25)
+    assert store.attempt(IAID, "b" * 64, max_attempts=5) == LinkAttempt(None, "oauth_link_not_pending")
+    if backend.kind == "redis":  # SQLite purges expired attempts at the next issue
+        assert backend.leftovers(IAID) == []
+
+
 def test_link_verifier_encrypted_at_rest(store, backend):
     store.issue(IAID, {"verifier": "pkce-canary-verifier"}, ttl_seconds=600)
     assert b"pkce-canary-verifier" not in backend.raw_bytes()
@@ -346,43 +384,67 @@ def test_link_verifier_encrypted_at_rest(store, backend):
 # --- ReplayGuard -------------------------------------------------------------------------------
 
 
-def test_replay_claimed_once_across_workers(store, backend, cipher):
+def test_replay_claim_is_a_lease_then_done(store, backend, cipher):
     marker = "a" * 64
-    assert store.claim(marker, ttl_seconds=300) is True
-    assert store.claim(marker, ttl_seconds=300) is False
-    assert backend.reopen(cipher).claim(marker, ttl_seconds=300) is False
-    assert store.claim("b" * 64, ttl_seconds=300) is True
+    other_worker = backend.reopen(cipher)
+    assert store.claim(marker, owner="first", lease_seconds=30) is ReplayState.CLAIMED
+    assert store.claim(marker, owner="first", lease_seconds=30) is ReplayState.CLAIMED  # its own retried call
+    assert store.claim(marker, owner="second", lease_seconds=30) is ReplayState.IN_PROGRESS
+    assert other_worker.claim(marker, owner="third", lease_seconds=30) is ReplayState.IN_PROGRESS
+    store.complete(marker, ttl_seconds=300)
+    assert other_worker.claim(marker, owner="third", lease_seconds=30) is ReplayState.DONE
+    assert store.claim(marker, owner="first", lease_seconds=30) is ReplayState.DONE
+    assert store.claim("b" * 64, owner="first", lease_seconds=30) is ReplayState.CLAIMED
 
 
-def test_replay_release_lets_retry_through(store):
+def test_replay_release_lets_a_retry_through_and_only_the_holder_releases(store):
     marker = "c" * 64
-    assert store.claim(marker, ttl_seconds=300)
-    store.release_marker(marker)
-    assert store.claim(marker, ttl_seconds=300) is True
-    assert store.claim(marker, ttl_seconds=300) is False
-    store.release_marker("d" * 64)  # releasing an unknown marker is harmless
+    assert store.claim(marker, owner="first", lease_seconds=30) is ReplayState.CLAIMED
+    store.release_marker(marker, owner="stranger")
+    assert store.claim(marker, owner="retry", lease_seconds=30) is ReplayState.IN_PROGRESS
+    store.release_marker(marker, owner="first")
+    assert store.claim(marker, owner="retry", lease_seconds=30) is ReplayState.CLAIMED
+    store.complete(marker, ttl_seconds=300)
+    store.release_marker(marker, owner="retry")  # a done marker is not released
+    assert store.claim(marker, owner="later", lease_seconds=30) is ReplayState.DONE
+    store.release_marker("d" * 64, owner="first")  # releasing an unknown marker is harmless
 
 
 def test_replay_claim_kept_with_its_installation(store, backend, cipher):
     marker = "9" * 64
-    assert store.claim(marker, ttl_seconds=300, installed_app_id=IAID) is True
-    assert backend.reopen(cipher).claim(marker, ttl_seconds=300, installed_app_id=IAID) is False
-    store.release_marker(marker, installed_app_id=IAID)
-    assert store.claim(marker, ttl_seconds=300, installed_app_id=IAID) is True
+    assert store.claim(marker, owner="first", lease_seconds=30, installed_app_id=IAID) is ReplayState.CLAIMED
+    assert backend.reopen(cipher).claim(marker, owner="second", lease_seconds=30,
+                                        installed_app_id=IAID) is ReplayState.IN_PROGRESS
+    store.release_marker(marker, owner="first", installed_app_id=IAID)
+    assert store.claim(marker, owner="retry", lease_seconds=30, installed_app_id=IAID) is ReplayState.CLAIMED
+    store.complete(marker, ttl_seconds=300, installed_app_id=IAID)
+    assert store.claim(marker, owner="replay", lease_seconds=30, installed_app_id=IAID) is ReplayState.DONE
     assert backend.leftovers(IAID) == []  # the marker does not name the installation
 
 
-def test_replay_claim_expires(store, backend):
+def test_a_lease_whose_holder_died_runs_out_and_the_retry_is_processed(store, backend):
     marker = "e" * 64
-    assert store.claim(marker, ttl_seconds=0.15)
+    assert store.claim(marker, owner="killed", lease_seconds=0.15) is ReplayState.CLAIMED
     backend.clock.advance(1)
     time.sleep(0.25)
-    assert store.claim(marker, ttl_seconds=300) is True
+    assert store.claim(marker, owner="retry", lease_seconds=30) is ReplayState.CLAIMED
+
+
+def test_a_done_marker_outlasts_the_lease_and_then_expires(store, backend):
+    marker = "f" * 64
+    assert store.claim(marker, owner="first", lease_seconds=0.15) is ReplayState.CLAIMED
+    store.complete(marker, ttl_seconds=0.6)
+    backend.clock.advance(0.3)
+    time.sleep(0.3)
+    assert store.claim(marker, owner="replay", lease_seconds=30) is ReplayState.DONE
+    backend.clock.advance(1)
+    time.sleep(0.4)
+    assert store.claim(marker, owner="much-later", lease_seconds=30) is ReplayState.CLAIMED
 
 
 def test_replay_marker_must_be_a_digest(store):
     with pytest.raises(ValueError):
-        store.claim("base64+signature/with=padding", ttl_seconds=300)
+        store.claim("base64+signature/with=padding", owner="o", lease_seconds=30)
 
 
 # --- RefreshLock -------------------------------------------------------------------------------

@@ -155,6 +155,24 @@ def test_without_a_length_or_a_terminated_stream_the_body_is_empty_and_never_rea
     assert json.loads(body) == {"error": "malformed_json"}
 
 
+class Stalled(io.RawIOBase):
+    """A body that stopped arriving: the server's read timed out (gunicorn's per-request socket timeout)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size=-1):
+        raise TimeoutError("timed out")
+
+    readinto = readline = read
+
+
+def test_a_body_that_stops_arriving_is_400_never_500(app, smartapp_log):
+    status, _, body = call(app, post_environ(CONTENT_LENGTH="100", **{"wsgi.input": Stalled()}))
+    assert status == 400 and json.loads(body) == {"error": "body_incomplete"}
+    assert not [record for record in smartapp_log.records if record.exc_info]
+
+
 def test_a_chunked_body_exactly_at_the_limit_is_processed(app):
     body = padded_ping(LIMIT)
     assert len(body) == LIMIT

@@ -8,6 +8,7 @@ from typing import Any
 import redis
 
 from smartapp.checks import FAIL, OK, WARN, Finding
+from smartapp.checks.persistence import FSYNC_COSTS, persistence_findings
 from smartapp.store.redis_clients import primary_clients
 from smartapp.store.redis_store import RedisStore
 
@@ -104,8 +105,8 @@ def _wait(wanted: int, replicas: int) -> list[Finding]:
 def durability_findings(store: RedisStore) -> list[Finding]:
     found = []
     try:
-        configs = [{**primary.config_get("appendonly"), **primary.config_get("maxmemory-policy")}
-                   for primary in primary_clients(store.client)]
+        configs = [{**primary.config_get("appendonly"), **primary.config_get("appendfsync"),
+                    **primary.config_get("maxmemory-policy")} for primary in primary_clients(store.client)]
     except redis.exceptions.ResponseError:
         configs = None
     except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as error:
@@ -115,18 +116,18 @@ def durability_findings(store: RedisStore) -> list[Finding]:
                              "settings cannot be read", "in the provider's dashboard: persistence (AOF) on and "
                              "maxmemory-policy noeviction"))
         return found + _clock(store)
-    appendonly = {_text(config.get(b"appendonly", config.get("appendonly"))) for config in configs}
+    persistence = {(_text(config.get(b"appendonly", config.get("appendonly"))),
+                    _text(config.get(b"appendfsync", config.get("appendfsync")))) for config in configs}
     policy = {_text(config.get(b"maxmemory-policy", config.get("maxmemory-policy"))) for config in configs}
-    if appendonly != {"yes"}:
-        found.append(Finding(WARN, "redis durability", f"appendonly is {'/'.join(sorted(appendonly))!r}: a crash "
-                             "loses the writes since the last snapshot, and a just-rotated refresh token with them",
-                             "CONFIG SET appendonly yes, and appendonly yes in redis.conf"))
+    for appendonly, appendfsync in sorted(persistence):  # each primary's own, once per distinct setting
+        found += persistence_findings(appendonly, appendfsync)
     if policy != {"noeviction"}:
         found.append(Finding(FAIL, "redis durability", f"maxmemory-policy is {'/'.join(sorted(policy))!r}: under "
                              "memory pressure Redis deletes keys, and an evicted refresh token cannot be recovered",
                              "CONFIG SET maxmemory-policy noeviction, and the same in redis.conf"))
     if not found:
-        found.append(Finding(OK, "redis durability", "appendonly yes, maxmemory-policy noeviction"))
+        fsyncs = "; ".join(f"appendfsync {fsync} ({FSYNC_COSTS[fsync]})" for _, fsync in sorted(persistence))
+        found.append(Finding(OK, "redis durability", f"appendonly yes, {fsyncs}, maxmemory-policy noeviction"))
     return found + _clock(store)
 
 

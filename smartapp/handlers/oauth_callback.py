@@ -1,10 +1,13 @@
-"""OAUTH_CALLBACK: finish a third-party account link (consume the pending link, exchange the code, store)."""
+"""OAUTH_CALLBACK: finish a third-party account link (check the pending link, exchange the code, store, end it)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
-from smartapp.errors import MalformedRequest, OAuthLinkError, OAuthNotConfigured, ProviderRejected, UpstreamUnavailable
+from smartapp.errors import (
+    MalformedRequest, OAuthLinkError, OAuthNotConfigured, ProviderRejected, StoreUnavailable, UpstreamUnavailable,
+)
 from smartapp.lifecycle import Lifecycle, require_str
 from smartapp.oauth.callback import CallbackParams, parse_url_path
 from smartapp.oauth.link import PendingLink, origin
@@ -14,6 +17,10 @@ from smartapp.tokens import PROVIDER
 
 log = logging.getLogger(__name__)
 
+# The state is the installedAppId, which anyone can guess, so a stranger can send callbacks for a user's
+# pending link: a failed exchange must not end it, but a link takes only this many failed codes.
+MAX_FAILED_ATTEMPTS = 5
+
 
 def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> dict:
     if services.oauth is None:
@@ -22,30 +29,48 @@ def handle(lifecycle: Lifecycle, services: Services, request: RequestInfo) -> di
     if installed_app_id is None:
         raise MalformedRequest("malformed_request", "oauthCallbackData.installedAppId is missing")
     # Failures raise OAuthLinkError (400) or UpstreamUnavailable (503); the request log line carries the
-    # reason code and ids. Nothing is written before the exchange succeeded.
+    # reason code and ids. Nothing is written before the exchange succeeded, and only a successful
+    # exchange (or its expiry) ends the pending link.
     params = parse_url_path(require_str(lifecycle.data, "urlPath"))
-    pending = _consume_pending(installed_app_id, params, services)
+    _check_state(installed_app_id, params)
     if params.error is not None:
         if params.error == "access_denied":
-            log.info("oauth_access_denied", extra={"reason": "oauth_access_denied", "installedAppId": installed_app_id,
-                                                   "provider": pending.provider})
+            # Anyone can send this for the installation, so it leaves the pending link for the user.
+            log.info("oauth_access_denied", extra={"reason": "oauth_access_denied", "installedAppId": installed_app_id})
             return {}
         raise OAuthLinkError("oauth_authorization_error", f"error={params.error}")
     if params.code is None:
         raise OAuthLinkError("oauth_code_missing")
+    pending = _attempt_pending(installed_app_id, params, services)
     _exchange_and_store(installed_app_id, params.code, pending, services.oauth, services, request)
+    try:
+        services.store.consume(installed_app_id)
+    except StoreUnavailable:
+        # The tokens are stored; the link expires on its own.
+        log.warning("oauth_link_not_ended", extra={"reason": "store_unavailable", "installedAppId": installed_app_id})
     return {}
 
 
-def _consume_pending(installed_app_id: str, params: CallbackParams, services: Services) -> PendingLink:
-    """The link recorded when the page was served, used exactly once; it says what to expect, not the callback."""
+def _check_state(installed_app_id: str, params: CallbackParams) -> None:
     if params.state is None:
         raise OAuthLinkError("oauth_state_missing")
     if params.state != installed_app_id:
         raise OAuthLinkError("oauth_state_mismatch", "state names another installation")
-    pending = PendingLink.from_record(services.store.consume(installed_app_id))
+
+
+def _attempt_pending(installed_app_id: str, params: CallbackParams, services: Services) -> PendingLink:
+    """The link recorded when the page was served; it says what to expect, not the callback.
+
+    Each code is let through once (a code is single-use, and a second exchange can revoke the grant).
+    """
+    code_digest = hashlib.sha256(params.code.encode()).hexdigest()
+    attempt = services.store.attempt(installed_app_id, code_digest, max_attempts=MAX_FAILED_ATTEMPTS)
+    if attempt.refusal is not None:
+        raise OAuthLinkError(attempt.refusal, "no pending link (never served, expired, used or given up on)"
+                             if attempt.refusal == "oauth_link_not_pending" else "")
+    pending = PendingLink.from_record(attempt.link)
     if pending is None:
-        raise OAuthLinkError("oauth_link_not_pending", "no pending link (never served, expired or used)")
+        raise OAuthLinkError("oauth_link_not_pending", "the pending link is unreadable")
     if pending.expires_at <= services.clock():
         raise OAuthLinkError("oauth_link_expired")
     if pending.provider != services.oauth.config.name:

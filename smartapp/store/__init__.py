@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from smartapp.store.cipher import CorruptRecord, TokenCipher
+from smartapp.store.claims import LinkAttempt, ReplayState, SharedKey
 from smartapp.store.installation import SECRET_FIELDS, Installation
 from smartapp.store.redis_target import RedisOptions
 
@@ -31,7 +32,14 @@ class LinkStore(Protocol):
 
     def issue(self, installed_app_id: str, data: Mapping[str, Any], *, ttl_seconds: float) -> None: ...
 
-    def consume(self, installed_app_id: str) -> dict | None: ...
+    def consume(self, installed_app_id: str) -> dict | None:
+        """End the pending link (after a successful exchange), returning it once."""
+        ...
+
+    def attempt(self, installed_app_id: str, code_digest: str, *, max_attempts: int) -> LinkAttempt:
+        """Record an exchange of this code on the pending link, without ending it: each code is let through
+        once, and at most `max_attempts` codes per link (past that the link is ended)."""
+        ...
 
     def pending(self, installed_app_id: str) -> dict | None:
         """The unexpired pending link without consuming it (a re-rendered page reuses its verifier)."""
@@ -39,13 +47,35 @@ class LinkStore(Protocol):
 
 
 class ReplayGuard(Protocol):
-    """`installed_app_id`, when the request names one, keeps its marker beside that installation's keys
-    (one Redis Cluster slot), so a request never depends on a node that holds nothing of its installation."""
+    """Two phases, so a request is remembered as done only once its effects are stored.
 
-    def claim(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> bool: ...
+    `installed_app_id`, when the request names one, keeps its marker beside that installation's keys
+    (one Redis Cluster slot), so a request never depends on a node that holds nothing of its installation.
+    """
 
-    def release_marker(self, marker: str, *, installed_app_id: str | None = None) -> None:
-        """Undo a claim so a legitimate retry is processed."""
+    def claim(self, marker: str, *, owner: str, lease_seconds: float,
+              installed_app_id: str | None = None) -> ReplayState:
+        """Take the in-progress lease on `marker` for `owner` (it expires if the owner dies), or say who has it."""
+        ...
+
+    def complete(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> None:
+        """The request's effects are stored: remember the marker as done for `ttl_seconds`."""
+        ...
+
+    def release_marker(self, marker: str, *, owner: str, installed_app_id: str | None = None) -> None:
+        """Undo `owner`'s claim (compare-and-delete) so a legitimate retry is processed."""
+        ...
+
+
+class KeyShare(Protocol):
+    """Signature keys fetched by one worker serve every worker and host; fetches share one budget."""
+
+    def shared_key(self, key_id: str, *, burst: int, refill_per_second: float) -> SharedKey:
+        """One round trip: the text stored for `key_id`, else a fetch taken from the deployment's token bucket."""
+        ...
+
+    def share_key(self, key_id: str, value: str, *, ttl_seconds: float) -> None:
+        """Store what a fetch of `key_id` found (a public key or a refusal) for the other workers."""
         ...
 
 
@@ -57,7 +87,7 @@ class RefreshLock(Protocol):
     def release_lock(self, installed_app_id: str, owner: str) -> None: ...  # compare-and-delete
 
 
-class Store(TokenStore, LinkStore, ReplayGuard, RefreshLock, Protocol):
+class Store(TokenStore, LinkStore, ReplayGuard, KeyShare, RefreshLock, Protocol):
     name: str  # "redis" or "sqlite"
 
     def describe(self) -> str:
@@ -94,5 +124,6 @@ def open_store(*, redis_url: str | None, sqlite_path: str, cipher: TokenCipher,
 
 __all__ = [
     "SECRET_FIELDS", "Installation", "TokenStore", "LinkStore", "ReplayGuard", "RefreshLock", "Store",
-    "open_store", "TokenCipher", "CorruptRecord", "RedisOptions",
+    "open_store", "TokenCipher", "CorruptRecord", "RedisOptions", "LinkAttempt", "ReplayState", "KeyShare",
+    "SharedKey",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import secrets
 import threading
@@ -20,6 +21,7 @@ from smartapp.store.codec import (
     check_marker, decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
+from smartapp.store.claims import LinkAttempt, ReplayState, SharedKey
 from smartapp.store.lease import poll_for_lock
 from smartapp.store.redis_clients import (
     CONNECT_TIMEOUT, RETRIES, SOCKET_TIMEOUT, RedisClient, UndetectedRedis, deployment_kind, describe_client,
@@ -90,13 +92,58 @@ if redis.call('GET', KEYS[1]) == ARGV[2] then return {1, now} end
 return {0, now}
 """
 
-# KEYS[1] pending link, KEYS[2] its receipt. ARGV: 1 deadline, 2 nonce, 3 receipt ttl ms. GETDEL with a
-# deadline: a link is handed out once. The receipt hands it out again to the same call only, for when
-# the first attempt ran but its reply was lost and the client retried.
+# KEYS[1] replay marker. ARGV: 1 deadline, 2 owner, 3 lease ms. 'p:<owner>' is an in-progress lease,
+# anything else (including the nonce an older release wrote) is done. Seeing our own lease means a
+# retried call whose first attempt already took it.
+_CLAIM = _DEADLINE + """
+local value = redis.call('GET', KEYS[1])
+local mine = 'p:' .. ARGV[2]
+if not value then
+  redis.call('SET', KEYS[1], mine, 'PX', ARGV[3])
+  return {1, now}
+end
+if value == mine then return {1, now} end
+if string.sub(value, 1, 2) == 'p:' then return {2, now} end
+return {3, now}
+"""
+_CLAIM_STATES = {1: ReplayState.CLAIMED, 2: ReplayState.IN_PROGRESS, 3: ReplayState.DONE}
+
+# KEYS[1] replay marker. ARGV: 1 deadline, 2 ttl ms. Done, whoever held the lease: the effects are stored.
+_COMPLETE = _DEADLINE + """
+redis.call('SET', KEYS[1], 'd', 'PX', ARGV[2])
+return {1, now}
+"""
+
+# KEYS[1] the shared entry of a keyId, KEYS[2] the deployment's fetch budget (a token bucket on Redis'
+# clock). ARGV: 1 deadline, 2 burst, 3 refill per millisecond. Replies 1 + the entry, 2 fetch, 3 throttled.
+_SHARED_KEY = _DEADLINE + """
+local value = redis.call('GET', KEYS[1])
+if value then return {1, now, value} end
+local burst = tonumber(ARGV[2])
+local bucket = redis.call('HMGET', KEYS[2], 'tokens', 'at')
+local tokens = tonumber(bucket[1]) or burst
+local at = tonumber(bucket[2]) or now
+if now > at then
+  tokens = math.min(burst, tokens + (now - at) * tonumber(ARGV[3]))
+  at = now
+end
+local reply = 3
+if tokens >= 1 then
+  tokens = tokens - 1
+  reply = 2
+end
+redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'at', tostring(at))
+redis.call('PEXPIRE', KEYS[2], 3600000)
+return {reply, now}
+"""
+
+# KEYS[1] pending link, KEYS[2] its receipt, KEYS[3] its attempts. ARGV: 1 deadline, 2 nonce, 3 receipt
+# ttl ms. GETDEL with a deadline: a link is handed out once. The receipt hands it out again to the same
+# call only, for when the first attempt ran but its reply was lost and the client retried.
 _CONSUME = _DEADLINE + """
 local value = redis.call('GET', KEYS[1])
 if value then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[3])
   redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. value, 'PX', ARGV[3])
   return {1, now, value}
 end
@@ -105,6 +152,27 @@ local mine = ARGV[2] .. ' '
 if receipt and string.sub(receipt, 1, #mine) == mine then return {1, now, string.sub(receipt, #mine + 1)} end
 return {0, now}
 """
+
+# KEYS[1] pending link, KEYS[2] its attempts (code digest -> nonce). ARGV: 1 deadline, 2 code digest,
+# 3 nonce, 4 max attempts. Replies 1 + the link, 0 no link, 2 code already tried, 3 attempts used up
+# (the link is ended). Our own nonce under the digest means a retried call whose first attempt ran.
+_ATTEMPT = _DEADLINE + """
+local link = redis.call('GET', KEYS[1])
+if not link then return {0, now} end
+local tried = redis.call('HGET', KEYS[2], ARGV[2])
+if tried == ARGV[3] then return {1, now, link} end
+if tried then return {2, now} end
+if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return {3, now}
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+return {1, now, link}
+"""
+_ATTEMPT_REFUSALS = {0: "oauth_link_not_pending", 2: "oauth_code_reused", 3: "oauth_link_attempts_exhausted"}
+
 # Long enough for the client's one retry (see STALE_AFTER_SECONDS), short enough to keep nothing around.
 RECEIPT_TTL_SECONDS = 10
 
@@ -122,7 +190,7 @@ end
 return {1, now, swapped}
 """
 
-# KEYS[1] lock. ARGV[1] owner. Only the holder may delete it.
+# KEYS[1] lock or in-progress replay marker. ARGV[1] owner. Only the holder may delete it.
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -180,7 +248,11 @@ class RedisStore:
         self._detect_lock = threading.Lock()
         self._update = client.register_script(_UPDATE)
         self._take = client.register_script(_TAKE)
+        self._claim = client.register_script(_CLAIM)
+        self._complete = client.register_script(_COMPLETE)
         self._consume = client.register_script(_CONSUME)
+        self._attempt = client.register_script(_ATTEMPT)
+        self._shared_key = client.register_script(_SHARED_KEY)
         self._release_lock = client.register_script(_RELEASE_LOCK)
         self._rotate = client.register_script(_ROTATE)
 
@@ -238,6 +310,9 @@ class RedisStore:
     def link_receipt_key(self, installed_app_id: str) -> str:
         return f"{self.prefix}:link-receipt:{{{check_installed_app_id(installed_app_id)}}}"
 
+    def link_attempts_key(self, installed_app_id: str) -> str:
+        return f"{self.prefix}:link-attempts:{{{check_installed_app_id(installed_app_id)}}}"
+
     def lock_key(self, installed_app_id: str) -> str:
         return f"{self.prefix}:lock:{{{check_installed_app_id(installed_app_id)}}}"
 
@@ -247,6 +322,14 @@ class RedisStore:
             slot = key_slot(check_installed_app_id(installed_app_id).encode())
             return f"{self.prefix}:replay:{{{tag_for_slot(slot)}}}:{check_marker(marker)}"
         return f"{self.prefix}:replay:{check_marker(marker)}"
+
+    def shared_key_key(self, key_id: str) -> str:
+        # One hash tag for the entries and the budget: the script touches both, in one slot on Cluster.
+        return f"{self.prefix}:keys:{{fetch}}:{hashlib.sha256(key_id.encode()).hexdigest()}"
+
+    @property
+    def key_budget_key(self) -> str:
+        return f"{self.prefix}:keys:{{fetch}}:budget"
 
     @property
     def keycheck_key(self) -> str:
@@ -298,7 +381,8 @@ class RedisStore:
     def delete(self, installed_app_id: str) -> None:
         # All the keys share the hash tag, so this one DEL is a single-slot command on Cluster too.
         keys = [self.installation_key(installed_app_id), self.link_key(installed_app_id),
-                self.link_receipt_key(installed_app_id), self.lock_key(installed_app_id)]
+                self.link_receipt_key(installed_app_id), self.link_attempts_key(installed_app_id),
+                self.lock_key(installed_app_id)]
         with _unavailable_as_503():
             self._scripts.command(keys, "DEL", *keys)
 
@@ -334,16 +418,28 @@ class RedisStore:
 
     def issue(self, installed_app_id: str, data: Mapping[str, Any], *, ttl_seconds: float) -> None:
         token = encode_link(self.cipher, installed_app_id, data)
-        key = self.link_key(installed_app_id)
+        key, attempts = self.link_key(installed_app_id), self.link_attempts_key(installed_app_id)
         with _unavailable_as_503():
+            # A new link starts with no attempts. One key per command: while a cluster slot migrates, a
+            # command on keys split between the two nodes is refused (TRYAGAIN).
+            self._scripts.command([attempts], "DEL", attempts)
             self._scripts.command([key], "SET", key, token, "PX", _milliseconds(ttl_seconds))
 
     def consume(self, installed_app_id: str) -> dict | None:
-        keys = [self.link_key(installed_app_id), self.link_receipt_key(installed_app_id)]
+        keys = [self.link_key(installed_app_id), self.link_receipt_key(installed_app_id),
+                self.link_attempts_key(installed_app_id)]
         reply = self._run(self._consume, keys, [secrets.token_hex(8), str(_milliseconds(RECEIPT_TTL_SECONDS))])
         if reply[0] != 1:
             return None
         return decode_link(self.cipher, installed_app_id, reply[2])
+
+    def attempt(self, installed_app_id: str, code_digest: str, *, max_attempts: int) -> LinkAttempt:
+        keys = [self.link_key(installed_app_id), self.link_attempts_key(installed_app_id)]
+        reply = self._run(self._attempt, keys, [check_marker(code_digest), secrets.token_hex(8), str(max_attempts)])
+        if reply[0] != 1:
+            return LinkAttempt(None, _ATTEMPT_REFUSALS[reply[0]])
+        link = decode_link(self.cipher, installed_app_id, reply[2])
+        return LinkAttempt(link) if link is not None else LinkAttempt(None, "oauth_link_not_pending")
 
     def pending(self, installed_app_id: str) -> dict | None:
         with _unavailable_as_503():
@@ -352,16 +448,33 @@ class RedisStore:
 
     # --- ReplayGuard --------------------------------------------------------------------------
 
-    def claim(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> bool:
-        key, nonce = self.replay_key(marker, installed_app_id), secrets.token_hex(8)
-        reply = self._run(self._take, [key], [nonce, str(_milliseconds(ttl_seconds))],
-                          unconfirmed=lambda: self._undo_take(key, nonce))
-        return reply[0] == 1
+    def claim(self, marker: str, *, owner: str, lease_seconds: float,
+              installed_app_id: str | None = None) -> ReplayState:
+        key, lease = self.replay_key(marker, installed_app_id), "p:" + owner
+        reply = self._run(self._claim, [key], [owner, str(_milliseconds(lease_seconds))],
+                          unconfirmed=lambda: self._undo_take(key, lease))
+        return _CLAIM_STATES[reply[0]]
 
-    def release_marker(self, marker: str, *, installed_app_id: str | None = None) -> None:
-        key = self.replay_key(marker, installed_app_id)
+    def complete(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> None:
+        self._run(self._complete, [self.replay_key(marker, installed_app_id)], [str(_milliseconds(ttl_seconds))])
+
+    def release_marker(self, marker: str, *, owner: str, installed_app_id: str | None = None) -> None:
+        with _unavailable_as_503():  # compare-and-delete: a retry after a lost reply is harmless
+            self._scripts.run(self._release_lock, [self.replay_key(marker, installed_app_id)], ["p:" + owner])
+
+    # --- KeyShare -----------------------------------------------------------------------------
+
+    def shared_key(self, key_id: str, *, burst: int, refill_per_second: float) -> SharedKey:
+        reply = self._run(self._shared_key, [self.shared_key_key(key_id), self.key_budget_key],
+                          [str(int(burst)), repr(float(refill_per_second) / 1000)])
+        if reply[0] == 1:
+            return SharedKey(reply[2].decode("utf-8", "replace"))
+        return SharedKey(None, may_fetch=reply[0] == 2)
+
+    def share_key(self, key_id: str, value: str, *, ttl_seconds: float) -> None:
+        key = self.shared_key_key(key_id)
         with _unavailable_as_503():
-            self._scripts.command([key], "DEL", key)
+            self._scripts.command([key], "SET", key, value, "PX", _milliseconds(ttl_seconds))
 
     # --- RefreshLock --------------------------------------------------------------------------
 

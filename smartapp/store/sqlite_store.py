@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -17,6 +19,7 @@ from smartapp.store.codec import (
     decode_installation, decode_link, encode_fields, encode_link, rotate_secrets,
 )
 from smartapp.store.cipher import TokenCipher
+from smartapp.store.claims import LinkAttempt, ReplayState, SharedKey
 from smartapp.store.lease import poll_for_lock
 from smartapp.store.installation import Installation
 
@@ -36,11 +39,27 @@ CREATE TABLE IF NOT EXISTS links (
     data TEXT NOT NULL,               -- Fernet token (holds the PKCE verifier)
     expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS link_attempts (
+    installed_app_id TEXT NOT NULL,
+    code_digest TEXT NOT NULL,        -- a digest, never the code
+    PRIMARY KEY (installed_app_id, code_digest)
+);
 CREATE TABLE IF NOT EXISTS replay (
     marker TEXT PRIMARY KEY,
-    expires_at REAL NOT NULL
+    expires_at REAL NOT NULL,
+    owner TEXT                        -- holder of the in-progress lease, NULL once done
 );
 CREATE INDEX IF NOT EXISTS replay_expires_at ON replay (expires_at);
+CREATE TABLE IF NOT EXISTS shared_keys (
+    key_digest TEXT PRIMARY KEY,      -- SHA-256 of the keyId
+    value TEXT NOT NULL,              -- a public key (PEM) or a refusal, as the key resolver wrote it
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS key_fetch_budget (
+    name TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS locks (
     installed_app_id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -77,9 +96,9 @@ class SqliteStore:
         self.cipher = cipher
         self.clock = clock
         self.busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
         self._pid = os.getpid()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[sqlite3.Connection] = []  # every connection this process opened
+        self._idle: deque[sqlite3.Connection] = deque()   # append/pop are atomic: no lock needed
         self._connections_lock = threading.Lock()
         self._next_purge = 0.0
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -93,19 +112,34 @@ class SqliteStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     connection.execute(statement)
+            # Files made before two-phase replay markers: their rows are all done markers (owner NULL).
+            if "owner" not in {row[1] for row in connection.execute("PRAGMA table_info(replay)")}:
+                connection.execute("ALTER TABLE replay ADD COLUMN owner TEXT")
 
     # --- connections and transactions ---------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        connection = getattr(self._local, "connection", None)
-        if connection is not None and self._local.pid == pid:
-            return connection
-        if pid != self._pid:
+    @contextlib.contextmanager
+    def _borrowed(self) -> Iterator[sqlite3.Connection]:
+        """An idle connection of this process (a new one when none is idle), given back afterwards.
+
+        A pool rather than one connection per thread: under gevent each client connection is served by
+        a greenlet of its own, and "per thread" would then mean a new SQLite connection per client,
+        never closed.
+        """
+        if os.getpid() != self._pid:
             _INHERITED.extend(self._connections)
-            self._connections = []
+            self._connections, self._idle, self._pid = [], deque(), os.getpid()
             self._connections_lock = threading.Lock()
-            self._pid = pid
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = self._open()
+        try:
+            yield connection
+        finally:
+            self._idle.append(connection)
+
+    def _open(self) -> sqlite3.Connection:
         with _unavailable_as_503():
             connection = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000,
                                          isolation_level=None, check_same_thread=False)
@@ -115,8 +149,6 @@ class SqliteStore:
             connection.execute("PRAGMA synchronous = FULL")
         with self._connections_lock:
             self._connections.append(connection)
-        self._local.connection = connection
-        self._local.pid = pid
         return connection
 
     def _enable_wal(self, connection: sqlite3.Connection) -> None:
@@ -138,25 +170,33 @@ class SqliteStore:
             time.sleep(0.02)
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE takes the write lock up front: read-check-write is atomic across processes."""
-        connection = self._connection()
-        with _unavailable_as_503():
-            connection.execute("BEGIN IMMEDIATE")
+    def _transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE takes the write lock up front: read-check-write is atomic across processes.
+
+        `durable=False` skips the fsync at commit, for data that may be lost to a power cut (not a crash).
+        """
+        with self._borrowed() as connection, _unavailable_as_503():
+            if not durable:
+                connection.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield connection
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield connection
+                    connection.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
+            finally:
+                if not durable:
+                    connection.execute("PRAGMA synchronous = FULL")
 
     # --- TokenStore ---------------------------------------------------------------------------
 
     def get(self, installed_app_id: str) -> Installation | None:
         check_installed_app_id(installed_app_id)
-        with _unavailable_as_503():
-            row = self._connection().execute(
+        with self._borrowed() as connection, _unavailable_as_503():
+            row = connection.execute(
                 "SELECT data, version, created_at, updated_at FROM installations WHERE installed_app_id = ?",
                 (installed_app_id,),
             ).fetchone()
@@ -202,20 +242,20 @@ class SqliteStore:
     def delete(self, installed_app_id: str) -> None:
         check_installed_app_id(installed_app_id)
         with self._transaction() as connection:
-            for table in ("installations", "links", "locks"):
+            for table in ("installations", "links", "link_attempts", "locks"):
                 connection.execute(f"DELETE FROM {table} WHERE installed_app_id = ?", (installed_app_id,))
 
     def installed_app_ids(self) -> Iterator[str]:
         # Read everything first so no read transaction stays open while the caller works.
-        with _unavailable_as_503():
-            rows = self._connection().execute(
+        with self._borrowed() as connection, _unavailable_as_503():
+            rows = connection.execute(
                 "SELECT installed_app_id FROM installations ORDER BY installed_app_id").fetchall()
         for (installed_app_id,) in rows:
             yield installed_app_id
 
     def ping(self) -> None:
-        with _unavailable_as_503():
-            self._connection().execute("SELECT count(*) FROM meta").fetchone()
+        with self._borrowed() as connection, _unavailable_as_503():
+            connection.execute("SELECT count(*) FROM meta").fetchone()
 
     # --- LinkStore ----------------------------------------------------------------------------
 
@@ -225,6 +265,8 @@ class SqliteStore:
         now = float(self.clock())
         with self._transaction() as connection:
             connection.execute("DELETE FROM links WHERE expires_at <= ?", (now,))
+            connection.execute("DELETE FROM link_attempts WHERE installed_app_id = ? OR installed_app_id NOT IN "
+                               "(SELECT installed_app_id FROM links)", (installed_app_id,))
             connection.execute("INSERT OR REPLACE INTO links (installed_app_id, data, expires_at) VALUES (?, ?, ?)",
                                (installed_app_id, token, now + float(ttl_seconds)))
 
@@ -235,37 +277,100 @@ class SqliteStore:
                                      (installed_app_id,)).fetchone()
             if row is not None:
                 connection.execute("DELETE FROM links WHERE installed_app_id = ?", (installed_app_id,))
+                connection.execute("DELETE FROM link_attempts WHERE installed_app_id = ?", (installed_app_id,))
         if row is None or row[1] <= self.clock():
             return None
         return decode_link(self.cipher, installed_app_id, row[0])
 
+    def attempt(self, installed_app_id: str, code_digest: str, *, max_attempts: int) -> LinkAttempt:
+        check_installed_app_id(installed_app_id)
+        check_marker(code_digest)
+        with self._transaction() as connection:
+            row = connection.execute("SELECT data FROM links WHERE installed_app_id = ? AND expires_at > ?",
+                                     (installed_app_id, float(self.clock()))).fetchone()
+            if row is None:
+                return LinkAttempt(None, "oauth_link_not_pending")
+            tried = connection.execute("SELECT 1 FROM link_attempts WHERE installed_app_id = ? AND code_digest = ?",
+                                       (installed_app_id, code_digest)).fetchone()
+            if tried is not None:
+                return LinkAttempt(None, "oauth_code_reused")
+            (attempts,) = connection.execute("SELECT count(*) FROM link_attempts WHERE installed_app_id = ?",
+                                             (installed_app_id,)).fetchone()
+            if attempts >= max_attempts:
+                connection.execute("DELETE FROM links WHERE installed_app_id = ?", (installed_app_id,))
+                connection.execute("DELETE FROM link_attempts WHERE installed_app_id = ?", (installed_app_id,))
+                return LinkAttempt(None, "oauth_link_attempts_exhausted")
+            connection.execute("INSERT INTO link_attempts (installed_app_id, code_digest) VALUES (?, ?)",
+                               (installed_app_id, code_digest))
+        link = decode_link(self.cipher, installed_app_id, row[0])
+        return LinkAttempt(link) if link is not None else LinkAttempt(None, "oauth_link_not_pending")
+
     def pending(self, installed_app_id: str) -> dict | None:
         check_installed_app_id(installed_app_id)
-        with _unavailable_as_503():
-            row = self._connection().execute("SELECT data FROM links WHERE installed_app_id = ? AND expires_at > ?",
-                                             (installed_app_id, float(self.clock()))).fetchone()
+        with self._borrowed() as connection, _unavailable_as_503():
+            row = connection.execute("SELECT data FROM links WHERE installed_app_id = ? AND expires_at > ?",
+                                     (installed_app_id, float(self.clock()))).fetchone()
         return None if row is None else decode_link(self.cipher, installed_app_id, row[0])
 
     # --- ReplayGuard --------------------------------------------------------------------------
 
-    def claim(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> bool:
+    def claim(self, marker: str, *, owner: str, lease_seconds: float,
+              installed_app_id: str | None = None) -> ReplayState:
         check_marker(marker)
         now = float(self.clock())
         with self._transaction() as connection:
             if now >= self._next_purge:
                 self._next_purge = now + PURGE_EVERY_SECONDS
                 connection.execute("DELETE FROM replay WHERE expires_at <= ?", (now,))
-            row = connection.execute("SELECT expires_at FROM replay WHERE marker = ?", (marker,)).fetchone()
-            if row is not None and row[0] > now:
-                return False
-            connection.execute("INSERT OR REPLACE INTO replay (marker, expires_at) VALUES (?, ?)",
-                               (marker, now + float(ttl_seconds)))
-            return True
+            row = connection.execute("SELECT owner, expires_at FROM replay WHERE marker = ?", (marker,)).fetchone()
+            if row is not None and row[1] > now:
+                if row[0] is None:
+                    return ReplayState.DONE
+                return ReplayState.CLAIMED if row[0] == owner else ReplayState.IN_PROGRESS
+            connection.execute("INSERT OR REPLACE INTO replay (marker, owner, expires_at) VALUES (?, ?, ?)",
+                               (marker, owner, now + float(lease_seconds)))
+            return ReplayState.CLAIMED
 
-    def release_marker(self, marker: str, *, installed_app_id: str | None = None) -> None:
+    def complete(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> None:
+        check_marker(marker)
+        now = float(self.clock())
+        with self._transaction() as connection:
+            connection.execute("INSERT OR REPLACE INTO replay (marker, owner, expires_at) VALUES (?, NULL, ?)",
+                               (marker, now + float(ttl_seconds)))
+
+    def release_marker(self, marker: str, *, owner: str, installed_app_id: str | None = None) -> None:
         check_marker(marker)
         with self._transaction() as connection:
-            connection.execute("DELETE FROM replay WHERE marker = ?", (marker,))
+            connection.execute("DELETE FROM replay WHERE marker = ? AND owner = ?", (marker, owner))
+
+    # --- KeyShare -----------------------------------------------------------------------------
+
+    def shared_key(self, key_id: str, *, burst: int, refill_per_second: float) -> SharedKey:
+        digest = hashlib.sha256(key_id.encode()).hexdigest()
+        now = float(self.clock())
+        with self._borrowed() as connection, _unavailable_as_503():
+            row = connection.execute("SELECT value FROM shared_keys WHERE key_digest = ? AND expires_at > ?",
+                                     (digest, now)).fetchone()
+        if row is not None:
+            return SharedKey(row[0])
+        # Not worth an fsync: losing the budget's state to a power cut only refills it.
+        with self._transaction(durable=False) as connection:
+            bucket = connection.execute("SELECT tokens, at FROM key_fetch_budget WHERE name = 'fetch'").fetchone()
+            tokens, at = bucket if bucket is not None else (float(burst), now)
+            if now > at:
+                tokens, at = min(float(burst), tokens + (now - at) * refill_per_second), now
+            may_fetch = tokens >= 1.0
+            connection.execute("INSERT OR REPLACE INTO key_fetch_budget (name, tokens, at) VALUES ('fetch', ?, ?)",
+                               (tokens - 1.0 if may_fetch else tokens, at))
+        return SharedKey(None, may_fetch=may_fetch)
+
+    def share_key(self, key_id: str, value: str, *, ttl_seconds: float) -> None:
+        digest = hashlib.sha256(key_id.encode()).hexdigest()
+        now = float(self.clock())
+        with self._transaction(durable=False) as connection:
+            connection.execute("DELETE FROM shared_keys WHERE expires_at <= ?", (now,))
+            connection.execute("INSERT OR REPLACE INTO shared_keys (key_digest, value, expires_at) VALUES (?, ?, ?)",
+                               (digest, value, now + float(ttl_seconds)))
 
     # --- RefreshLock --------------------------------------------------------------------------
 
@@ -332,8 +437,7 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._connections_lock:
-            connections, self._connections = self._connections, []
+            connections, self._connections, self._idle = self._connections, [], deque()
         for connection in connections:
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
-        self._local = threading.local()

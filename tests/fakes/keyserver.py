@@ -25,10 +25,11 @@ def certificate_pem(
     not_before: dt.datetime,
     not_after: dt.datetime,
     common_name: str = "key.smartthings.com",
+    extensions: tuple[tuple[x509.ExtensionType, bool], ...] = (),
 ) -> bytes:
-    """A self-signed PEM certificate for `private_key` with the given validity window."""
+    """A self-signed PEM certificate for `private_key` with the given validity window (and extensions, critical or not)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -36,9 +37,10 @@ def certificate_pem(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .sign(private_key, hashes.SHA256())
     )
-    return certificate.public_bytes(serialization.Encoding.PEM)
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(private_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
 class KeyServer(LoopbackServer):
