@@ -62,9 +62,12 @@ def main() -> int:
         for round_number in range(1, args.rounds + 1):
             for label, checkout in ((f"before ({args.ref})", before), ("after (this checkout)", ROOT)):
                 # gunicorn puts its working directory first on sys.path, so each side imports its own code.
+                # Both sides serve the bench's own app, each from its own checkout.
+                side_env = {**env, "SMARTAPP_APP": bench.BENCH_APP, "PYTHONPATH": str(checkout)}
                 target = bench.Target(label, [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                                              "--bind", "127.0.0.1:{port}", "smartapp:create_app()"], env, "smartapp")
-                target.start(cwd=checkout)
+                                              "--bind", "127.0.0.1:{port}", "smartapp:create_app()"], side_env,
+                                      "smartapp", cwd=checkout)
+                target.start()
                 cells = []
                 try:
                     bench.precheck(target, key)
