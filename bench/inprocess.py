@@ -34,9 +34,9 @@ if "--no-hiredis" in sys.argv:
 
 from bench.run import TOKEN_KEY, event_body, page_body, ping_body  # noqa: E402
 from bench.scale import installation_fields  # noqa: E402
-from tests.fakes.keyserver import KeyServer  # noqa: E402
-from tests.fakes.redis_server import RedisServer  # noqa: E402
-from tests.signing import Signer, TestKey  # noqa: E402
+from testbed.keyserver import KeyServer  # noqa: E402
+from testbed.redis_server import RedisServer  # noqa: E402
+from testbed.signing import Signer, TestKey  # noqa: E402
 
 if TYPE_CHECKING:
     from flask import Flask
