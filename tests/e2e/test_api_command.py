@@ -60,6 +60,7 @@ def assert_one_line_and_no_secret(result: subprocess.CompletedProcess, secrets: 
     return lines[0]
 
 
+@pytest.mark.slow
 def test_a_get_prints_the_json_body_after_refreshing_an_expired_token(installed, smartthings):
     expired = secrets_of(installed)
     store(installed).update(installed.installed_app_id, {"auth_token_expires_at": time.time() - 60})
@@ -76,6 +77,7 @@ def test_a_get_prints_the_json_body_after_refreshing_an_expired_token(installed,
         assert secret not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_a_post_sends_its_json_body(installed, smartthings):
     before = len(smartthings.commands_for(DEVICE))
     command = {"commands": [{"component": "main", "capability": "switch", "command": "off", "arguments": []}]}
@@ -86,6 +88,7 @@ def test_a_post_sends_its_json_body(installed, smartthings):
     assert not any(secret in result.stdout + result.stderr for secret in secrets_of(installed))
 
 
+@pytest.mark.slow
 def test_an_error_answer_exits_1_naming_smartthings_status(installed):
     result = smartapp_api(installed, installed.installed_app_id, "GET", "/devices/no-such-device/status")
     assert result.returncode == 1
@@ -93,6 +96,7 @@ def test_an_error_answer_exits_1_naming_smartthings_status(installed):
     assert "404" in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["https://evil.example/devices", "//evil.example/devices", "devices"])
 def test_an_absolute_url_is_a_usage_error_and_nothing_is_sent(installed, smartthings, path):
     calls = len(smartthings.calls)
@@ -103,12 +107,14 @@ def test_an_absolute_url_is_a_usage_error_and_nothing_is_sent(installed, smartth
     assert len(smartthings.calls) == calls
 
 
+@pytest.mark.slow
 def test_data_that_is_not_json_is_a_usage_error(installed):
     result = smartapp_api(installed, installed.installed_app_id, "POST", "/devices", "--data", "{nope")
     assert result.returncode == 2
     assert "--data" in assert_one_line_and_no_secret(result, secrets_of(installed))
 
 
+@pytest.mark.slow
 def test_an_unknown_installation_exits_1_saying_so(installed, smartthings):
     unknown = str(uuid.uuid4())
     calls = len(smartthings.calls)
@@ -119,6 +125,7 @@ def test_an_unknown_installation_exits_1_saying_so(installed, smartthings):
     assert len(smartthings.calls) == calls
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stale", ["expired", "refused"])
 def test_a_reauth_required_installation_exits_1_without_sending_its_dead_refresh_token(installed, smartthings, stale):
     # The flag is set once SmartThings refused the refresh token, which happens when the access token
@@ -139,6 +146,7 @@ def test_a_reauth_required_installation_exits_1_without_sending_its_dead_refresh
     assert smartthings.token_refreshes == refreshes
 
 
+@pytest.mark.slow
 def test_a_store_that_is_down_exits_1_saying_so(installed, smartthings):
     calls = len(smartthings.calls)
     result = smartapp_api(installed, installed.installed_app_id, "GET", "/locations",

@@ -13,12 +13,14 @@ from tests.conftest import TOKEN_KEY
 from tests.support.commands import CANARIES, IAID, populate, run, smartapp_command
 
 
+@pytest.mark.slow
 def test_check_config_passes_on_the_embedded_default(tmp_path):
     result = run(["check-config"], {}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "sqlite" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env,needle", [
     ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "SMARTAPP_TOKEN_KEYS"),
     ({"REDIS_URL": "redis://127.0.0.1:1/0", "SMARTAPP_TOKEN_KEYS": "not-a-key"}, "SMARTAPP_TOKEN_KEYS"),
@@ -33,6 +35,7 @@ def test_check_config_fails_on_a_bad_configuration(tmp_path, env, needle):
     assert "not-a-key" not in result.stderr
 
 
+@pytest.mark.slow
 def test_check_config_reads_dotenv_and_environment_wins(tmp_path):
     (tmp_path / ".env").write_text("REDIS_URL=redis://127.0.0.1:1/0\n")
     assert run(["check-config"], {}, tmp_path).returncode == 1
@@ -45,6 +48,7 @@ SUBCOMMANDS = [["check-config"], ["register"], ["simulate"], ["doctor"], ["insta
                ["installations", "show"], ["installations", "purge"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)
 def test_every_subcommand_has_help(tmp_path, command):
     result = run([*command, "--help"], {}, tmp_path)
@@ -52,12 +56,14 @@ def test_every_subcommand_has_help(tmp_path, command):
     assert result.stdout.startswith(f"usage: smartapp {' '.join(command)}")
 
 
+@pytest.mark.slow
 def test_a_missing_or_unknown_command_is_a_usage_error(tmp_path):
     assert run([], {}, tmp_path).returncode == 2
     unknown = run(["frobnicate"], {}, tmp_path)
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_the_same_commands_answer_under_flask(tmp_path):
     flask = [str(Path(smartapp_command()[0]).with_name("flask")), "--app", "smartapp"]
     ok = subprocess.run(flask + ["check-config"], env={**os.environ, "PATH": os.environ.get("PATH", "")},
@@ -73,6 +79,7 @@ def test_the_same_commands_answer_under_flask(tmp_path):
 
 # --- check-config: development mode -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env,sign", [
     ({"REDIS_URL": "redis://127.0.0.1:1/0", "SMARTAPP_TOKEN_KEYS": TOKEN_KEY}, "REDIS_URL"),
     ({"DYNO": "web.1"}, "DYNO"),
@@ -85,6 +92,7 @@ def test_check_config_refuses_development_mode_with_production_signs(tmp_path, e
     assert run(["check-config"], env, tmp_path).returncode == 0  # the same settings without dev mode are fine
 
 
+@pytest.mark.slow
 def test_check_config_accepts_development_mode_on_a_local_instance(tmp_path):
     result = run(["check-config"], {"SMARTAPP_DEV_MODE": "1", "SMARTAPP_PUBLIC_URL": "http://localhost:8000/"},
                  tmp_path)
@@ -99,6 +107,7 @@ def test_check_config_accepts_development_mode_on_a_local_instance(tmp_path):
 TARGET = "https://smartapp.example.com/"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env,needle", [
     ({}, "SMARTAPP_PUBLIC_URL"),
     ({"SMARTAPP_PUBLIC_URL": "http://smartapp.example.com/"}, "https"),
@@ -111,6 +120,7 @@ def test_register_refuses_a_target_smartthings_cannot_call(tmp_path, env, needle
     assert needle in result.stderr
 
 
+@pytest.mark.slow
 def test_register_prints_the_checklist_and_writes_the_apps_create_file(tmp_path):
     result = run(["register", "--write", "app.json"], {"SMARTAPP_PUBLIC_URL": TARGET}, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -132,6 +142,7 @@ def test_register_prints_the_checklist_and_writes_the_apps_create_file(tmp_path)
     assert json.loads(only_json.stdout)["appName"] == "mine"
 
 
+@pytest.mark.slow
 def test_register_prints_the_redirect_uri_and_the_finished_url_template(tmp_path):
     env = {"SMARTAPP_PUBLIC_URL": TARGET, "SMARTAPP_OAUTH_PROVIDER": "github",
            "SMARTAPP_OAUTH_CLIENT_ID": "Iv1.clientid", "SMARTAPP_OAUTH_CLIENT_SECRET": "canary-client-secret-31415",
@@ -147,6 +158,7 @@ def test_register_prints_the_redirect_uri_and_the_finished_url_template(tmp_path
     assert "canary-client-secret" not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env,needle", [
     ({"SMARTAPP_OAUTH_PROVIDER": "github", "SMARTAPP_OAUTH_CLIENT_ID": "x",
       "SMARTAPP_OAUTH_REDIRECT_URI": "https://c2c-us.smartthings.com/oauth/callback"}, "Schema (C2C) connector"),
@@ -159,6 +171,7 @@ def test_register_fails_when_account_linking_would_not_work(tmp_path, env, needl
     assert needle in result.stdout
 
 
+@pytest.mark.slow
 def test_register_warns_when_the_signed_path_differs_from_the_configured_one(tmp_path):
     result = run(["register"], {"SMARTAPP_PUBLIC_URL": "https://smartapp.example.com/hooks/st?code=x"}, tmp_path)
     assert result.returncode == 0
@@ -179,6 +192,7 @@ def assert_no_secret(text: str) -> None:
         assert secret not in text and secret[:12] not in text
 
 
+@pytest.mark.slow
 def test_installations_list_show_and_purge(tmp_path, store_kind, request):
     env = store_environment(tmp_path, store_kind, request)
     populate(env)
@@ -207,6 +221,7 @@ def test_installations_list_show_and_purge(tmp_path, store_kind, request):
     assert "0 installation(s)" in run(["installations", "list"], env, tmp_path).stdout
 
 
+@pytest.mark.slow
 def test_installations_explain_a_missing_store_and_bad_ids(tmp_path):
     env = {"SMARTAPP_DB_PATH": str(tmp_path / "nowhere" / "smartapp.db")}
     missing = run(["installations", "list"], env, tmp_path)
@@ -216,6 +231,7 @@ def test_installations_explain_a_missing_store_and_bad_ids(tmp_path):
     assert bad.returncode == 1 and "not an installedAppId" in bad.stderr
 
 
+@pytest.mark.slow
 def test_installations_report_an_unreachable_redis_without_its_password(tmp_path):
     from testbed.redis_server import free_port
 

@@ -18,7 +18,7 @@ from testbed.service import Gunicorn
 from tests.conftest import load_fixture, service_environment
 from tests.support.redis_proxy import HoldingProxy
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SWITCH = "6f5ea629-4c05-4a90-a244-cc129b0a80c3"
 

@@ -119,6 +119,7 @@ def test_45_sensors_without_it_subscribe_40_and_name_the_rest(smartthings, harne
     assert warning.deviceIds == SENSORS[40:] and warning.count == 5
 
 
+@pytest.mark.slow
 def test_a_429_is_waited_out_when_its_reset_fits_the_budget(harness, smartthings):
     light = f"light-{harness.installed_app_id}"
     harness.install({"sensors": SENSORS[:1], "lights": [light]})

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # --- gunicorn ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_gunicorn_honours_port_workers_and_the_heroku_router(tmp_path):
     heroku = gunicorn_config(tmp_path, {"PORT": "5123", "WEB_CONCURRENCY": "3", "DYNO": "web.1"})
     assert heroku["bind"] == "['0.0.0.0:5123']"

@@ -23,6 +23,7 @@ def doctor(env: dict[str, str], cwd, *args: str):
     return run(["doctor", *args], env, cwd)
 
 
+@pytest.mark.slow
 def test_a_fresh_embedded_setup_passes_offline(tmp_path):
     result = doctor({"SMARTAPP_DB_PATH": str(tmp_path / "smartapp.db")}, tmp_path, "--offline")
     assert result.returncode == 0, result.stdout
@@ -33,6 +34,7 @@ def test_a_fresh_embedded_setup_passes_offline(tmp_path):
     assert not (tmp_path / "smartapp.db").exists()  # doctor only looks
 
 
+@pytest.mark.slow
 def test_an_existing_store_is_opened_and_counted(tmp_path):
     env = {"SMARTAPP_DB_PATH": str(tmp_path / "smartapp.db")}
     populate(env)
@@ -44,6 +46,7 @@ def test_an_existing_store_is_opened_and_counted(tmp_path):
     assert lost.returncode == 1 and "token key file" in lost.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env,topic,needle", [
     ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "config", "SMARTAPP_TOKEN_KEYS is required"),
     ({"SMARTAPP_MAX_BODY_BYTES": "lots"}, "config", "whole number"),
@@ -63,12 +66,14 @@ def test_each_problem_fails_with_its_topic(tmp_path, env, topic, needle):
                for level, found_topic, message in findings(result.stdout)), result.stdout
 
 
+@pytest.mark.slow
 def test_strict_turns_warnings_into_failure(tmp_path):
     env = {"SMARTAPP_DB_PATH": str(tmp_path / "smartapp.db")}
     assert doctor(env, tmp_path, "--offline").returncode == 0
     assert doctor(env, tmp_path, "--offline", "--strict").returncode == 1
 
 
+@pytest.mark.slow
 def test_redis_durability_settings_are_checked(tmp_path):
     server = RedisServer("--appendonly", "yes").start()
     try:
@@ -92,6 +97,7 @@ def test_redis_durability_settings_are_checked(tmp_path):
         server.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings,needle", [
     ({"appendonly": "no"}, "appendonly is 'no', snapshots only"),
     ({"appendfsync": "no"}, "appendfsync is 'no', the kernel writes the log when it likes"),
@@ -115,6 +121,7 @@ def test_persistence_that_can_lose_acknowledged_writes_is_a_warning_with_its_cos
     assert "appendfsync everysec" in result.stdout and "always: an fsync before every write" in result.stdout
 
 
+@pytest.mark.slow
 def test_appendfsync_always_is_fine_and_says_what_it_costs(tmp_path):
     server = RedisServer("--appendonly", "yes", "--appendfsync", "always").start()
     try:
@@ -125,6 +132,7 @@ def test_appendfsync_always_is_fine_and_says_what_it_costs(tmp_path):
     assert "appendfsync always (an fsync before every write is acknowledged" in result.stdout
 
 
+@pytest.mark.slow
 def test_an_unreachable_redis_fails_without_showing_its_password(tmp_path):
     url = f"redis://:doctor-canary-pw@127.0.0.1:{free_port()}/0"
     result = doctor({"REDIS_URL": url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY,
@@ -135,6 +143,7 @@ def test_an_unreachable_redis_fails_without_showing_its_password(tmp_path):
         assert secret not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_network_checks_reach_the_key_server_compare_clocks_and_ping_the_public_url(tmp_path, cloud):
     from testbed.service import Gunicorn
 
@@ -153,6 +162,7 @@ def test_network_checks_reach_the_key_server_compare_clocks_and_ping_the_public_
     assert result.returncode == 1
 
 
+@pytest.mark.slow
 def test_network_checks_fail_when_nothing_answers(tmp_path, cloud):
     env = {"SMARTAPP_DB_PATH": str(tmp_path / "smartapp.db"), "SMARTAPP_KEY_SERVER": f"http://127.0.0.1:{free_port()}",
            "SMARTAPP_PUBLIC_URL": cloud.api.url + "/"}  # answers, but not like this service
@@ -171,6 +181,7 @@ def test_a_clock_far_from_the_key_servers_fails(cloud):
     assert [finding.level for finding in close if finding.topic == "clock"] == [OK]
 
 
+@pytest.mark.slow
 def test_a_url_that_names_a_replica_is_called_out(tmp_path):
     primary = RedisServer().start()
     replica = RedisServer("--replicaof", "127.0.0.1", str(primary.port)).start()

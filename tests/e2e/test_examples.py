@@ -156,6 +156,7 @@ def test_a_switch_event_sets_the_lifx_lights_with_the_linked_account_token(mirro
     assert linked.provider_access_token not in smartapp_log.raw()
 
 
+@pytest.mark.slow
 def test_an_expired_lifx_token_is_refreshed_once_for_concurrent_events_and_the_new_one_used(
         mirror, lifx, lifx_accounts, smartthings):
     link_lifx(mirror)
@@ -229,6 +230,7 @@ def run_cron_job(harness: AppHarness, device_id: str) -> subprocess.CompletedPro
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_the_cron_job_refreshes_an_expired_token_first_then_sends_the_command(installed, smartthings):
     device = f"cron-{uuid.uuid4().hex[:8]}"
     smartthings.add_device(device)
@@ -252,6 +254,7 @@ def test_the_cron_job_refreshes_an_expired_token_first_then_sends_the_command(in
     assert after.auth_token not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_the_cron_job_leaves_a_switch_that_is_already_off_alone(installed, smartthings):
     device = f"cron-{uuid.uuid4().hex[:8]}"
     smartthings.add_device(device)

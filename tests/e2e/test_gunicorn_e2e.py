@@ -14,7 +14,7 @@ from testbed.signing import Signer
 from tests.conftest import service_environment, load_fixture
 from tests.support.stores import open_store_like
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ import pytest
 
 from tests.support.key_server import key_id
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("workers", [4, 8])

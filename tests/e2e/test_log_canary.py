@@ -18,7 +18,7 @@ from testbed.service import Gunicorn
 from testbed.signing import Signer
 from tests.conftest import service_environment
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # Letters that are not hex digits: a canary's 8-character prefix cannot turn up by chance in ids or digests.
 ALPHABET = "ghjkmnpqrstvwxyz"

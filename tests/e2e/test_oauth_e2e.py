@@ -30,6 +30,8 @@ from smartapp.oauth.standard import StandardProvider
 from tests.conftest import load_fixture
 from tests.support.webhook_client import post_signed
 
+pytestmark = pytest.mark.slow
+
 OIDC_DIR = Path(__file__).resolve().parents[1] / "support" / "oidc"
 REDIRECT_URI = "https://api.smartthings.com/oauth/callback"
 SECRET = "oidc-client-secret-canary-91c2"

@@ -9,6 +9,7 @@ from tests.conftest import TOKEN_KEY
 from tests.support.commands import run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env,needle", [
     ({"REDIS_URL": "redis://127.0.0.1:1/0?ssl_cert_req=none"}, "unknown query option 'ssl_cert_req'"),
     ({"REDIS_URL": "redis+sentinel://127.0.0.1:26379"}, "service (master) name"),
@@ -22,6 +23,7 @@ def test_check_config_refuses_a_bad_redis_configuration(tmp_path, env, needle):
     assert needle in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", [
     "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster",
     "rediss://:pw@127.0.0.1:6380/0?ssl_cert_reqs=none",

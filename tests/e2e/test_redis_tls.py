@@ -71,6 +71,7 @@ def test_verification_off_accepts_a_certificate_nobody_vouches_for(cloud, tmp_pa
     assert "TLS verify none" in app.extensions["smartapp"].store.describe()
 
 
+@pytest.mark.slow
 def test_doctor_gives_the_tls_reason_and_the_fix(tmp_path, tls_server):
     env = {"REDIS_URL": tls_server.url(), "SMARTAPP_TOKEN_KEYS": TOKEN_KEY}
     untrusted = run(["doctor", "--offline"], env, tmp_path)

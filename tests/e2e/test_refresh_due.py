@@ -154,6 +154,7 @@ def test_two_hosts_at_once_refresh_each_installation_once(settings, store, smart
         assert store.get(iaid).refresh_token in smartthings_tokens.refresh_tokens
 
 
+@pytest.mark.slow
 def test_several_processes_split_the_sweep_and_add_up_their_reports(settings, store, smartthings_tokens):
     due = [install(store, smartthings_tokens, expires_in=60) for _ in range(9)]
     fresh = install(store, smartthings_tokens, expires_in=20 * 3600, age=2 * DAY)
@@ -172,6 +173,7 @@ def test_several_processes_split_the_sweep_and_add_up_their_reports(settings, st
     assert store.get(fresh).auth_token == "st-old"
 
 
+@pytest.mark.slow
 def test_more_processes_than_installations(settings, store, smartthings_tokens):
     iaid = install(store, smartthings_tokens, expires_in=60)
     report = refresh_due.run(settings=settings, processes=4)
@@ -194,6 +196,7 @@ def _spawned_children() -> list[int]:
     return children
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_process_fails_its_shard_and_the_others_finish(settings, store, smartthings_tokens):
     ids = [install(store, smartthings_tokens, expires_in=60) for _ in range(4)]
     # SmartThings has rotated the token before it answers: a process stopped now would lose it.
@@ -237,6 +240,7 @@ def test_a_provider_it_cannot_build_is_a_configuration_error_with_several_proces
             refresh_due.run(settings=broken, processes=processes)
 
 
+@pytest.mark.slow
 def test_the_threads_keep_their_connections_to_the_token_endpoint(settings, store, smartthings_tokens, cloud):
     """requests keeps 10 connections per host; a wider sweep would reconnect on most calls without a bigger pool."""
     for _ in range(64):
@@ -258,6 +262,7 @@ def run_command(environment: dict, cwd: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_the_subcommand_from_two_processes(environment, store, smartthings_tokens, tmp_path):
     for _ in range(6):
         install(store, smartthings_tokens, expires_in=30 * 60)
@@ -270,6 +275,7 @@ def test_the_subcommand_from_two_processes(environment, store, smartthings_token
     assert all(ST_CLIENT_SECRET not in out + err for out, err in outputs)
 
 
+@pytest.mark.slow
 def test_the_subcommand_over_two_processes(environment, store, smartthings_tokens, tmp_path):
     for _ in range(5):
         install(store, smartthings_tokens, expires_in=60)
@@ -281,6 +287,7 @@ def test_the_subcommand_over_two_processes(environment, store, smartthings_token
     assert ST_CLIENT_SECRET not in out + err
 
 
+@pytest.mark.slow
 def test_the_subcommand_exits_1_on_failure_and_2_on_bad_configuration(environment, store, smartthings_tokens,
                                                                       tmp_path):
     install(store, smartthings_tokens, expires_in=60)

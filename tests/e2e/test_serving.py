@@ -28,6 +28,7 @@ pytestmark = pytest.mark.e2e
 SLOW_CONNECTIONS = 256
 
 
+@pytest.mark.slow
 def test_the_default_worker_class_is_gevent(tmp_path):
     from tests.support.deploy_kit import gunicorn_config
 
@@ -113,6 +114,7 @@ def default_deployment(cloud, tmp_path, redis_url):
     server.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["headers", "body"])
 def test_256_slow_clients_do_not_stop_signed_requests(default_deployment, signer, mode):
     tricklers = Tricklers(default_deployment.port, mode, SLOW_CONNECTIONS)
@@ -167,6 +169,7 @@ def one_worker(cloud, tmp_path, redis_url):
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_slow_key_server_over_https_does_not_block_other_requests_in_the_worker(one_worker, tmp_path, signer):
     certificate, private_key = loopback_certificate(tmp_path)
     keys = KeyServer()
@@ -193,6 +196,7 @@ def test_a_slow_key_server_over_https_does_not_block_other_requests_in_the_worke
     assert "MonkeyPatchWarning" not in server.output()
 
 
+@pytest.mark.slow
 def test_a_redis_call_waiting_for_its_reply_does_not_block_other_requests_in_the_worker(one_worker, redis_server,
                                                                                        signer):
     from tests.support.redis_proxy import HoldingProxy
@@ -209,6 +213,7 @@ def test_a_redis_call_waiting_for_its_reply_does_not_block_other_requests_in_the
     assert order == ["quick", "slow"]
 
 
+@pytest.mark.slow
 def test_a_slow_smartthings_api_does_not_block_other_requests_in_the_worker(one_worker, cloud, signer):
     server = one_worker()
     install = load_fixture("install.json")

@@ -13,7 +13,7 @@ from testbed.service import Gunicorn
 from tests.conftest import TEST_APP
 from tests.support.commands import run
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 IAID = "7e57ab1e-0000-4000-8000-5eed5eed5eed"
 

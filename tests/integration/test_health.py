@@ -25,6 +25,7 @@ def test_health_and_readiness_on_the_embedded_store(make_app):
     assert client.head("/healthz").status_code == 200
 
 
+@pytest.mark.slow
 def test_healthz_does_no_io_while_readyz_reports_a_frozen_store(make_app, private_redis):
     client = make_app("redis", REDIS_URL=private_redis.url).test_client()
     assert client.get("/readyz").status_code == 200

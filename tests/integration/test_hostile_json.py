@@ -81,6 +81,7 @@ def recurse(depth: int) -> None:
     recurse(depth + 1)
 
 
+@pytest.mark.slow
 def test_a_500_logs_a_bounded_traceback_capped_per_interval(client, smartapp_log, monkeypatch):
     def bug(lifecycle, services, context):
         recurse(0)

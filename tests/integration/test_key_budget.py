@@ -107,6 +107,7 @@ def test_a_store_that_is_down_leaves_each_worker_its_own_budget(server, tmp_path
         down.close()
 
 
+@pytest.mark.slow
 def test_a_frozen_store_costs_one_store_timeout_then_the_worker_decides_alone(server, test_key):
     from testbed.redis_server import RedisServer
 

@@ -436,6 +436,7 @@ def down(server):
     return apply
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["500", "stall", "redirect", "stopped", "huge"])
 def test_cached_key_is_served_stale_while_server_is_down(make_resolver, server, clock, test_key, down, kind):
     server.publish(test_key.key_id, test_key.certificate_pem)
@@ -476,6 +477,7 @@ def test_404_on_refresh_drops_the_cached_key(make_resolver, server, clock, test_
     assert server.fetches(test_key.key_id) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "reason"),
     [
@@ -525,6 +527,7 @@ def test_size_cap_leaves_room_for_a_real_certificate(make_resolver, server, test
     make_resolver().resolve(test_key.key_id)  # ~1.1 KB cert + 100 B of padding is under 16 KiB
 
 
+@pytest.mark.slow
 def test_slow_drip_is_cut_off_by_the_total_deadline(make_resolver, server, test_key):
     """D9: a byte every 0.2 s never trips the per-read timeout; the wall-clock deadline must."""
     server.publish(test_key.key_id, test_key.certificate_pem)

@@ -215,6 +215,7 @@ def test_f3_second_delivery_is_a_no_op(client, signer, store, provider_server):
     assert store.get(IAID) == linked
 
 
+@pytest.mark.slow
 def test_f4_expired_pending_link_is_refused(client, signer, store, provider_server):
     url_path = sign_in(url_template(client, signer))
     record = store.pending(IAID)
@@ -299,6 +300,7 @@ def test_a_code_is_exchanged_at_most_once_even_after_a_failure(client, signer, s
     assert callback(client, signer, sign_in(url_template(client, signer))).status_code == 200
 
 
+@pytest.mark.slow
 def test_the_same_code_sent_twice_at_once_is_exchanged_once(client, signer, store, provider_server):
     from concurrent.futures import ThreadPoolExecutor
 
@@ -337,6 +339,7 @@ def test_other_authorization_errors_and_a_missing_code_are_refused(client, signe
     assert_nothing_stored(store, provider_server)
 
 
+@pytest.mark.slow
 def test_f8_a_stalled_provider_is_given_up_on_within_the_budget(client, signer, store, provider_server):
     url_path = sign_in(url_template(client, signer))
     provider_server.authority.delay = 15

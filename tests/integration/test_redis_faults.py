@@ -74,6 +74,7 @@ def test_never_started_server_is_unavailable_fast(cipher):
         list(store.installed_app_ids())
 
 
+@pytest.mark.slow
 def test_stopped_server_is_unavailable_fast(private_server, cipher):
     store = RedisStore(make_redis_client(private_server.url), cipher)
     store.update(IAID, {"locale": "en"})
@@ -82,6 +83,7 @@ def test_stopped_server_is_unavailable_fast(private_server, cipher):
         assert timed(call) < BUDGET, name
 
 
+@pytest.mark.slow
 def test_paused_server_costs_under_budget_and_leaves_no_late_write(private_server, cipher):
     store = RedisStore(make_redis_client(private_server.url), cipher)
     store.update(IAID, {"auth_token": "old-access", "refresh_token": "old-refresh", "location_id": "old"})
@@ -151,6 +153,7 @@ def test_wrong_password_is_unavailable(private_server, cipher):
     assert "right-password" not in right.describe()
 
 
+@pytest.mark.slow
 def test_a_write_no_replica_confirms_is_503_and_an_unconfirmed_claim_is_taken_back(cipher):
     primary = RedisServer().start()
     replica = RedisServer("--replicaof", "127.0.0.1", str(primary.port)).start()

@@ -20,6 +20,7 @@ def request_lines(log) -> list:
     return [record for record in log.records if record.getMessage() == "request"]
 
 
+@pytest.mark.slow
 def test_a_flood_of_forged_requests_logs_a_few_lines_and_a_count(client, signer, smartapp_log):
     body = load_fixture("install.json")
     limit = LINES_PER_REASON

@@ -72,6 +72,7 @@ def spawn(script: str, *args: str, key: str) -> subprocess.Popen:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_two_processes_lose_no_compare_and_set(tmp_path, key):
     path = str(tmp_path / "shared.sqlite3")
     store = SqliteStore(path, TokenCipher([key]))
@@ -97,6 +98,7 @@ def test_two_processes_lose_no_compare_and_set(tmp_path, key):
     assert record.refresh_token in {"rt-a-199", "rt-b-199"}
 
 
+@pytest.mark.slow
 def test_acknowledged_write_survives_kill_9(tmp_path, key):
     path = tmp_path / "kill.sqlite3"
     child = spawn(KILLED_CHILD, str(path), key=key)
@@ -130,6 +132,7 @@ def test_database_file_is_private(tmp_path, key):
     store.close()
 
 
+@pytest.mark.slow
 def test_write_lock_held_too_long_is_unavailable(tmp_path, key):
     path = str(tmp_path / "busy.sqlite3")
     store = SqliteStore(path, TokenCipher([key]), busy_timeout_ms=200)
@@ -180,6 +183,7 @@ print("opened", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_workers_opening_a_fresh_database_together_all_start(tmp_path, key):
     """gunicorn boots every worker at once on a new deployment; switching to WAL must not fail any of them."""
     for attempt in range(3):

@@ -430,6 +430,7 @@ def test_a_lease_whose_holder_died_runs_out_and_the_retry_is_processed(store, ba
     assert store.claim(marker, owner="retry", lease_seconds=30) is ReplayState.CLAIMED
 
 
+@pytest.mark.slow
 def test_a_done_marker_outlasts_the_lease_and_then_expires(store, backend):
     marker = "f" * 64
     assert store.claim(marker, owner="first", lease_seconds=0.15) is ReplayState.CLAIMED

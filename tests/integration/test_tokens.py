@@ -129,6 +129,7 @@ def test_g5_a_failing_server_keeps_the_old_pair(keeper, store, provider_server, 
     assert keeper.access_token(IAID, "provider", deadline=deadline()).startswith("prov-at-")
 
 
+@pytest.mark.slow
 def test_g5_a_timeout_keeps_the_old_pair_and_answers_quickly(keeper, store, provider_server, smartapp_log):
     old_refresh = seed(store, provider_server.authority)
     provider_server.authority.delay = 3
@@ -212,6 +213,7 @@ def test_an_unrelated_write_during_refresh_does_not_lose_the_new_pair(keeper, st
     assert record.provider_refresh_token == provider_server.authority.issued_refresh[-1]
 
 
+@pytest.mark.slow
 def test_g4_a_paused_holder_past_its_lease_still_lands_its_pair(keeper, store, provider_server):
     """Holder A gets the answer, pauses past the lock TTL; B re-reads, gets invalid_grant; A's CAS wins."""
     seed(store, provider_server.authority)
@@ -252,6 +254,7 @@ def test_a_rejected_access_token_is_refreshed_once(keeper, store, provider_serve
     assert provider_server.authority.refresh_calls == 1
 
 
+@pytest.mark.slow
 def test_a_held_lock_gives_a_quick_503_without_a_call(keeper, store, provider_server):
     seed(store, provider_server.authority)
     owner = store.acquire(IAID, ttl_seconds=30, wait_seconds=0)
@@ -291,6 +294,7 @@ def test_the_lock_must_outlive_the_call():
         TokenKeeper(store=None, refreshers={}, lock_ttl=4, call_timeout=4)
 
 
+@pytest.mark.slow
 def test_g8_a_lost_reply_is_detected_on_the_next_refresh(keeper, store, provider_server, smartapp_log):
     """The server rotated but its answer never arrived: the next attempt is flagged, never silent."""
     seed(store, provider_server.authority)

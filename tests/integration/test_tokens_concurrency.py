@@ -18,6 +18,8 @@ from smartapp.tokens import PROVIDER, SMARTTHINGS, TokenKeeper, provider_refresh
 from tests.conftest import TOKEN_KEY
 from tests.support.oauth_provider import FakeAuthorizationServer
 
+pytestmark = pytest.mark.slow
+
 IAID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 WORKERS = 16
 SPAWN = multiprocessing.get_context("spawn")  # no fork of a process running server threads

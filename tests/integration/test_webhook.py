@@ -399,6 +399,7 @@ def test_startup_refuses_keys_that_cannot_read_the_store(make_app, tmp_path):
         make_app("sqlite")
 
 
+@pytest.mark.slow
 def test_redis_down_is_503_with_retry_after_and_nothing_written(make_app, signer, redis_server):
     app = make_app("redis")
     client = app.test_client()

@@ -26,6 +26,7 @@ def test_the_production_signer_signs_exactly_like_the_test_signer(test_key):
            {k: theirs[k] for k in ("Authorization", "Digest", "Date")}
 
 
+@pytest.mark.slow
 def test_the_development_key_file_is_private_and_shared_by_racing_workers(tmp_path):
     path = dev_key_path(str(tmp_path / "data" / "smartapp.db"))
     with ThreadPoolExecutor(8) as pool:
