@@ -30,12 +30,12 @@ from redis.crc import key_slot  # noqa: E402
 
 from smartapp.store.cipher import TokenCipher  # noqa: E402
 from smartapp.store.redis_store import RedisStore, make_redis_client  # noqa: E402
-from tests.fakes.keyserver import KeyServer  # noqa: E402
-from tests.fakes.redis_cluster import RedisClusterNodes  # noqa: E402
-from tests.fakes.redis_sentinel import SentinelSet  # noqa: E402
-from tests.fakes.smartthings_api import SmartThingsApi  # noqa: E402
-from tests.service import Gunicorn  # noqa: E402
-from tests.signing import Signer, TestKey  # noqa: E402
+from smartapp.testing import FakeSmartThings  # noqa: E402
+from testbed.keyserver import KeyServer  # noqa: E402
+from testbed.redis_cluster import RedisClusterNodes  # noqa: E402
+from testbed.redis_sentinel import SentinelSet  # noqa: E402
+from testbed.service import Gunicorn  # noqa: E402
+from testbed.signing import Signer, TestKey  # noqa: E402
 
 TOKEN_KEY = "hZbiYh5ZOAk1Q4Y5lImkJiyLh1SRHWgQgjaYMtIaCyg="
 INSTALL = json.loads((ROOT / "tests" / "fixtures" / "install.json").read_text())
@@ -115,7 +115,7 @@ def cluster_frozen_primary(env: dict[str, str], key: TestKey, args, work: Path) 
     cluster = RedisClusterNodes().start()
     try:
         victim = cluster.primaries[0]
-        victim_slots = set(range(16384 // 3))  # primaries[0]'s share (tests/fakes/redis_cluster.py)
+        victim_slots = set(range(16384 // 3))  # primaries[0]'s share (testbed/redis_cluster.py)
         outcome = run_scenario("cluster", cluster.url, {**env, "REDIS_URL": cluster.url}, key, args,
                                victim.pause, work)
         victim.resume()
@@ -160,7 +160,7 @@ def main() -> int:
     parser.add_argument("--scenarios", default="cluster,sentinel-wait1,sentinel-wait0")
     args = parser.parse_args()
     key = TestKey.generate(region="failover1")
-    keys, api = KeyServer().start(), SmartThingsApi().start()
+    keys, api = KeyServer().start(), FakeSmartThings().start()
     keys.publish(key.key_id, key.certificate_pem)
     with tempfile.TemporaryDirectory(prefix="smartapp-failover-") as directory:
         work = Path(directory)

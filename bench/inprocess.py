@@ -37,12 +37,12 @@ import smartapp  # noqa: E402
 import smartapp.signature as signature  # noqa: E402
 from bench.run import TOKEN_KEY, event_body, page_body, ping_body  # noqa: E402
 from bench.scale import installation_fields  # noqa: E402
-from tests.fakes.keyserver import KeyServer  # noqa: E402
-from tests.fakes.redis_server import RedisServer  # noqa: E402
 from smartapp.logs import configure  # noqa: E402
 from smartapp.store import ReplayState, Store, open_store  # noqa: E402
 from smartapp.store.cipher import TokenCipher  # noqa: E402
-from tests.signing import Signer, TestKey  # noqa: E402
+from testbed.keyserver import KeyServer  # noqa: E402
+from testbed.redis_server import RedisServer  # noqa: E402
+from testbed.signing import Signer, TestKey  # noqa: E402
 
 if TYPE_CHECKING:
     from flask import Flask

@@ -36,9 +36,9 @@ RESULTS = BENCH / "results"
 sys.path.insert(0, str(ROOT))
 
 from bench import slow_clients  # noqa: E402
-from tests.fakes.keyserver import KeyServer  # noqa: E402
-from tests.fakes.redis_server import RedisServer, free_port  # noqa: E402
-from tests.signing import Signer, TestKey  # noqa: E402
+from testbed.keyserver import KeyServer  # noqa: E402
+from testbed.redis_server import RedisServer, free_port  # noqa: E402
+from testbed.signing import Signer, TestKey  # noqa: E402
 
 TOKEN_KEY = "hZbiYh5ZOAk1Q4Y5lImkJiyLh1SRHWgQgjaYMtIaCyg="
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -52,9 +52,11 @@ DATE_AHEAD_SECONDS = 280
 SIGNED_VALID_SECONDS = DATE_AHEAD_SECONDS + 300
 # Distinct made-up keyIds in the flood scenario (each appears once per pass through the file).
 FLOOD_KEY_IDS = 20000
-# The SmartApp every smartapp target serves: it subscribes to switches and logs each change (one line), the
-# same work for every commit measured, so a before/after comparison times the core, not a different app.
-BENCH_APP = "tests.apps.switches:app"
+# The SmartApp every smartapp target serves: examples/switch_logger.py subscribes to switches and logs each change
+# (one line). It is imported as a top-level module from examples/, so a --baseline checkout serves this very file
+# too: the same work for every commit measured, so a before/after comparison times the core, not a different app.
+BENCH_APP_DIR = ROOT / "examples"
+BENCH_APP = "switch_logger:app"
 # Reference targets: no target can beat the first, and no verifying, replay-protected webhook the second.
 CEILING_WSGI = "ceiling: bare WSGI"
 CEILING_SIGNED = "ceiling: verify+claim"
@@ -187,8 +189,9 @@ def add_baseline(targets: list[Target], ref: str, service_env: dict[str, str]) -
     subprocess.run(["git", "worktree", "add", "--detach", str(checkout), ref], cwd=ROOT, check=True,
                    capture_output=True)
     at = next(i for i, target in enumerate(targets) if target.name == "smartapp (default)")
-    # PYTHONPATH puts the old package ahead of the installed one; the test app it serves comes from there too.
-    target = gunicorn(f"smartapp @{ref[:12]}", "smartapp:create_app()", {**service_env, "PYTHONPATH": str(checkout)},
+    # PYTHONPATH puts the old package ahead of the installed one; the app it serves is this checkout's.
+    python_path = os.pathsep.join([str(checkout), str(BENCH_APP_DIR)])
+    target = gunicorn(f"smartapp @{ref[:12]}", "smartapp:create_app()", {**service_env, "PYTHONPATH": python_path},
                       "smartapp")
     target.cwd = checkout
     targets.insert(at + 1, target)
@@ -379,7 +382,7 @@ def main() -> int:
     wanted = args.scenarios.split(",") if args.scenarios else None
     service_env = {"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
                    "SMARTAPP_DB_PATH": str(work / "bench.db"), "LOG_FORMAT": "json", "SMARTAPP_APP": BENCH_APP,
-                   "PYTHONPATH": str(ROOT)}
+                   "PYTHONPATH": str(BENCH_APP_DIR)}
     public_key = work / "bench-key.pem"
     public_key.write_bytes(key.public_key_pem)
     targets = [

@@ -29,8 +29,9 @@ from smartapp.settings import Settings  # noqa: E402
 from smartapp.smartthings import SmartThingsClient  # noqa: E402
 from smartapp.store import open_store  # noqa: E402
 from smartapp.store.cipher import TokenCipher  # noqa: E402
-from tests.fakes.http import LoopbackServer, Reply  # noqa: E402
-from tests.fakes.redis_server import RedisServer  # noqa: E402
+from smartapp import refresh_due  # noqa: E402
+from smartapp.testing import LoopbackServer, Reply  # noqa: E402
+from testbed.redis_server import RedisServer  # noqa: E402
 
 TOKEN_KEY = "hZbiYh5ZOAk1Q4Y5lImkJiyLh1SRHWgQgjaYMtIaCyg="
 INSTALL = json.loads((ROOT / "tests" / "fixtures" / "install_pysmartapp.json").read_text())["installData"]

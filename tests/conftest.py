@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.redis_server import RedisServer
-from tests.signing import Signer, TestKey
+from testbed.redis_server import RedisServer
+from testbed.signing import Signer, TestKey
 
-SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def load_fixture(name: str) -> dict:
-    """A lifecycle body by file name, from tests/fixtures (copied from shared/fixtures)."""
+    """A lifecycle body by file name, from tests/fixtures."""
     return json.loads((LOCAL_FIXTURES / name).read_text())
 
 
@@ -49,7 +48,7 @@ def redis_url(redis_server):
 @pytest.fixture(scope="session")
 def redis_cluster_nodes():
     """A 3-primary Redis Cluster with a replica each, shared by the tests that do not break it."""
-    from tests.fakes.redis_cluster import RedisClusterNodes
+    from testbed.redis_cluster import RedisClusterNodes
 
     cluster = RedisClusterNodes().start()
     yield cluster
@@ -66,7 +65,7 @@ def redis_cluster_url(redis_cluster_nodes):
 @pytest.fixture(scope="session")
 def redis_sentinel_set():
     """Master, replica and three sentinels, shared by the tests that do not fail it over."""
-    from tests.fakes.redis_sentinel import SentinelSet
+    from testbed.redis_sentinel import SentinelSet
 
     sentinels = SentinelSet().start()
     yield sentinels
@@ -96,20 +95,20 @@ def cloud(test_key):
     """Loopback key server (publishing the test key) and SmartThings API."""
     from types import SimpleNamespace
 
-    from tests.fakes.keyserver import KeyServer
-    from tests.fakes.smartthings_api import SmartThingsApi
+    from smartapp.testing import FakeSmartThings
+    from testbed.keyserver import KeyServer
 
     keys = KeyServer().start()
     keys.publish(test_key.key_id, test_key.certificate_pem)
-    api = SmartThingsApi().start()
+    api = FakeSmartThings().start()
     yield SimpleNamespace(keys=keys, api=api)
     keys.stop()
     api.stop()
 
 
 APP_ID = "5c03e518-118a-44cb-85ad-7877d0b302e4"
-# The core's tests run against an explicit test app, never against the bundled default app.
-TEST_APP = "tests.apps.switches:app"
+# The core's tests run against an explicit app (the benchmarks serve it too), never the bundled default app.
+TEST_APP = "examples.switch_logger:app"
 TOKEN_KEY = "hZbiYh5ZOAk1Q4Y5lImkJiyLh1SRHWgQgjaYMtIaCyg="
 
 
@@ -195,7 +194,7 @@ ST_CLIENT_ID, ST_CLIENT_SECRET = "st-client", "st-secret-canary-0d1e"
 @pytest.fixture
 def smartthings_tokens(cloud):
     """SmartThings' token endpoint on the API fake (SMARTAPP_TOKEN_URL), single-use refresh tokens."""
-    from tests.fakes.oauth_provider import TokenAuthority
+    from tests.support.oauth_provider import TokenAuthority
 
     return TokenAuthority(client_id=ST_CLIENT_ID, client_secret=ST_CLIENT_SECRET, expires_in=86399,
                           token_prefix="st-").mount(cloud.api, token_path="/oauth/token")

@@ -1,0 +1,234 @@
+"""The store's Lua scripts on connections of their own: reloads, retries, threads, fork and close, on a real Redis."""
+
+from __future__ import annotations
+
+import multiprocessing
+import secrets
+import threading
+import time
+
+import pytest
+import redis
+
+from smartapp.errors import StoreUnavailable
+from smartapp.store import ReplayState
+from smartapp.store.cipher import TokenCipher
+from smartapp.store.redis_store import RedisStore, make_redis_client
+from tests.conftest import TOKEN_KEY
+from tests.support.redis_proxy import ReplyCutter
+
+
+def marker() -> str:
+    """A fresh 64-hex-char replay marker, the shape the verifier hands the store."""
+    return secrets.token_hex(32)
+
+
+def claim(store: RedisStore, marker: str) -> bool:
+    """One replay claim under a fresh owner (a request of its own): whether it took the lease."""
+    return store.claim(marker, owner=secrets.token_hex(8), lease_seconds=60) is ReplayState.CLAIMED
+
+
+def named_url(url: str, name: str) -> str:
+    return f"{url}?client_name={name}"
+
+
+@pytest.fixture
+def client_name() -> str:
+    """Every connection of the test's store carries this name, so the server can count them."""
+    return "scripts-" + secrets.token_hex(4)
+
+
+@pytest.fixture
+def store(redis_url, client_name):
+    store = RedisStore(make_redis_client(named_url(redis_url, client_name)),
+                       TokenCipher.from_env_value(TOKEN_KEY))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def admin(redis_url):
+    admin = redis.Redis.from_url(redis_url)
+    yield admin
+    admin.close()
+
+
+def pinned(store: RedisStore):
+    """The script connection the last claim used (back among the idle ones)."""
+    return store._scripts._idle[-1]
+
+
+def local_port(store: RedisStore) -> int:
+    return pinned(store)._sock.getsockname()[1]
+
+
+def connections_named(admin: redis.Redis, name: str) -> int:
+    return sum(1 for client in admin.client_list(_type="normal") if client.get("name") == name)
+
+
+def test_a_flushed_script_cache_is_reloaded(store, admin):
+    assert claim(store, marker()) is True
+    admin.script_flush()
+    assert admin.script_exists(store._claim.sha) == [False]
+    again = marker()
+    assert claim(store, again) is True
+    assert claim(store, again) is False
+    assert admin.script_exists(store._claim.sha) == [True]
+
+
+def test_connections_killed_by_the_server_are_replaced_with_one_transparent_retry(store, admin, client_name):
+    assert claim(store, marker()) is True
+    before = local_port(store)
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    assert connections_named(admin, client_name) == 0
+    again = marker()
+    assert claim(store, again) is True
+    assert local_port(store) != before  # the claim really went over a new connection
+    assert claim(store, again) is False
+
+
+def test_threads_claim_concurrently_on_at_most_one_connection_each(store, admin, client_name):
+    threads, rounds = 8, 50
+    barrier = threading.Barrier(threads)
+    outcomes: dict[int, list[bool]] = {}
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait(10)
+            outcomes[n] = [claim(store, marker()) for _ in range(rounds)]
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(30)
+    assert errors == []
+    assert all(outcomes[n] == [True] * rounds for n in range(threads))
+    assert 1 <= len(store._scripts._idle) <= threads
+    assert connections_named(admin, client_name) <= threads + 1  # + the client's own pool connection
+
+
+def test_short_lived_threads_reuse_connections_instead_of_leaving_them_open(store, admin, client_name):
+    for _ in range(20):
+        thread = threading.Thread(target=claim, args=(store, marker()))
+        thread.start()
+        thread.join(10)
+    assert len(store._scripts._idle) == 1
+    assert connections_named(admin, client_name) == 1
+
+
+def test_many_threads_claiming_one_marker_at_once_get_exactly_one_true(store):
+    threads = 16
+    shared = marker()
+    barrier = threading.Barrier(threads)
+    outcomes: list[bool] = []
+
+    def worker() -> None:
+        barrier.wait(10)
+        outcomes.append(claim(store, shared))
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(30)
+    assert len(outcomes) == threads
+    assert outcomes.count(True) == 1
+
+
+def test_a_claim_whose_reply_was_lost_is_still_reported_as_claimed(redis_server, redis_url, admin):
+    proxy = ReplyCutter(redis_server.port)
+    store = RedisStore(make_redis_client(proxy.url), TokenCipher.from_env_value(TOKEN_KEY))
+    try:
+        admin.script_load(store._claim.script)  # so the lost reply is the claim's own, not a NOSCRIPT
+        lost = marker()
+        proxy.armed.set()
+        assert claim(store, lost) is True
+        assert proxy.cut.is_set()  # the first attempt ran on the server, its answer never arrived
+        assert admin.exists(store.replay_key(lost)) == 1
+        assert claim(store, lost) is False  # a later request with this marker is a replay
+    finally:
+        store.close()
+        proxy.close()
+
+
+INSTALLED_APP_ID = "d692699d-e7a6-400d-a0b7-d5be96e7a564"
+
+
+def test_a_link_consumed_by_a_call_whose_reply_was_lost_is_still_handed_to_that_call(redis_server, admin):
+    proxy = ReplyCutter(redis_server.port)
+    store = RedisStore(make_redis_client(proxy.url), TokenCipher.from_env_value(TOKEN_KEY))
+    try:
+        admin.script_load(store._consume.script)
+        store.issue(INSTALLED_APP_ID, {"state": "s1", "verifier": "v1"}, ttl_seconds=60)
+        proxy.armed.set()
+        assert store.consume(INSTALLED_APP_ID) == {"state": "s1", "verifier": "v1"}
+        assert proxy.cut.is_set()  # the first attempt took the link; only the receipt could hand it over
+        assert store.consume(INSTALLED_APP_ID) is None  # another call gets nothing: handed out once
+        store.delete(INSTALLED_APP_ID)
+        assert admin.exists(store.link_receipt_key(INSTALLED_APP_ID)) == 0
+    finally:
+        store.close()
+        proxy.close()
+
+
+def test_a_link_receipt_expires_on_its_own(store, admin):
+    store.issue(INSTALLED_APP_ID, {"state": "s2"}, ttl_seconds=60)
+    assert store.consume(INSTALLED_APP_ID) == {"state": "s2"}
+    assert 0 < admin.pttl(store.link_receipt_key(INSTALLED_APP_ID)) <= 10_000
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(store):
+    assert claim(store, marker()) is True
+    parent_port = local_port(store)
+    in_child = marker()
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def child() -> None:
+        claimed = claim(store, in_child)
+        results.put((claimed, local_port(store)))
+        store.close()
+
+    process = context.Process(target=child)
+    process.start()
+    claimed, child_port = results.get(timeout=10)
+    process.join(10)
+    assert process.exitcode == 0
+    assert claimed is True and child_port != parent_port
+    assert claim(store, marker()) is True
+    assert local_port(store) == parent_port  # the parent's socket carried on: no error, no reconnect
+    assert claim(store, in_child) is False
+
+
+def test_close_drops_the_pinned_connection_and_a_later_claim_reconnects(store, admin, client_name):
+    assert claim(store, marker()) is True
+    connection = pinned(store)
+    assert connection.is_connected and connections_named(admin, client_name) >= 1
+    store.close()
+    assert not connection.is_connected
+    deadline = time.monotonic() + 2
+    while connections_named(admin, client_name) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert connections_named(admin, client_name) == 0
+    again = marker()
+    assert claim(store, again) is True
+    assert claim(store, again) is False
+
+
+def test_script_connections_are_capped_like_the_client_s_pool(redis_url):
+    store = RedisStore(redis.Redis.from_url(redis_url, max_connections=2), TokenCipher.from_env_value(TOKEN_KEY))
+    runner = store._scripts
+    try:
+        held = [runner._checkout(), runner._checkout()]  # two callers in flight at once
+        with pytest.raises(StoreUnavailable):
+            claim(store, marker())  # a third fails at once instead of opening a third
+        for connection in held:
+            runner._idle.append(connection)
+        assert claim(store, marker()) is True  # an idle one is reused, still two in all
+        assert runner._opened == 2
+    finally:
+        store.close()
