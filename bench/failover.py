@@ -30,7 +30,7 @@ from redis.crc import key_slot  # noqa: E402
 
 from smartapp.store.cipher import TokenCipher  # noqa: E402
 from smartapp.store.redis_store import RedisStore, make_redis_client  # noqa: E402
-from smartapp.testing import FakeSmartThings  # noqa: E402
+from smartapp.fakes.fake_smartthings import FakeSmartThings  # noqa: E402
 from testbed.keyserver import KeyServer  # noqa: E402
 from testbed.redis_cluster import RedisClusterNodes  # noqa: E402
 from testbed.redis_sentinel import SentinelSet  # noqa: E402

@@ -29,7 +29,7 @@ from smartapp.settings import Settings  # noqa: E402
 from smartapp.smartthings import SmartThingsClient  # noqa: E402
 from smartapp.store import open_store  # noqa: E402
 from smartapp.store.cipher import TokenCipher  # noqa: E402
-from smartapp.testing import LoopbackServer, Reply  # noqa: E402
+from smartapp.fakes.loopback import LoopbackServer, Reply  # noqa: E402
 from testbed.redis_server import RedisServer  # noqa: E402
 
 TOKEN_KEY = "hZbiYh5ZOAk1Q4Y5lImkJiyLh1SRHWgQgjaYMtIaCyg="

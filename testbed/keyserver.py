@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from smartapp.testing import Call, LoopbackServer, Reply
+from smartapp.fakes.loopback import Call, LoopbackServer, Reply
 
 MODES = ("ok", "404", "500", "redirect", "huge", "huge_unsized", "stall", "slow", "garbage", "expired")
 

@@ -6,8 +6,8 @@ import re
 import threading
 from typing import Any, Callable, Iterable
 
-from smartapp.testing.loopback import Call, LoopbackServer, Reply
-from smartapp.testing.replies import FakePart, error_reply, segments
+from smartapp.fakes.loopback import Call, LoopbackServer, Reply
+from smartapp.fakes.replies import FakePart, error_reply, segments
 
 
 class FakeLocations(FakePart):

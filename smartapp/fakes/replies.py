@@ -7,7 +7,7 @@ import threading
 from typing import Any, Callable, Sequence
 from urllib.parse import unquote, urlencode
 
-from smartapp.testing.loopback import Call, LoopbackServer, Reply
+from smartapp.fakes.loopback import Call, LoopbackServer, Reply
 
 
 def error_reply(status: int, code: str, message: str = "", headers: dict[str, str] | None = None) -> Reply:

@@ -7,8 +7,8 @@ import re
 import threading
 from typing import Any, Callable
 
-from smartapp.testing.loopback import Call, LoopbackServer, Reply
-from smartapp.testing.replies import FakePart, error_reply, segments
+from smartapp.fakes.loopback import Call, LoopbackServer, Reply
+from smartapp.fakes.replies import FakePart, error_reply, segments
 
 # SmartThings answers the 41st subscription of an installed app with 422 LimitError.
 SUBSCRIPTION_LIMIT = 40

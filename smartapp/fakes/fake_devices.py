@@ -7,8 +7,8 @@ import re
 import threading
 from typing import Any, Callable, Iterable
 
-from smartapp.testing.loopback import Call, LoopbackServer, Reply
-from smartapp.testing.replies import FakePart, error_reply, segments
+from smartapp.fakes.loopback import Call, LoopbackServer, Reply
+from smartapp.fakes.replies import FakePart, error_reply, segments
 
 # SmartThings takes at most this many commands in one request.
 MAX_COMMANDS_PER_REQUEST = 10

@@ -10,11 +10,11 @@ import threading
 from typing import Any, Iterable
 from urllib.parse import parse_qs
 
-from smartapp.testing.fake_devices import FakeDevices
-from smartapp.testing.fake_installed_apps import FakeInstalledApps
-from smartapp.testing.fake_locations import FakeLocations
-from smartapp.testing.loopback import Call, LoopbackServer, Reply
-from smartapp.testing.replies import error_reply
+from smartapp.fakes.fake_devices import FakeDevices
+from smartapp.fakes.fake_installed_apps import FakeInstalledApps
+from smartapp.fakes.fake_locations import FakeLocations
+from smartapp.fakes.loopback import Call, LoopbackServer, Reply
+from smartapp.fakes.replies import error_reply
 
 TOKEN_PATH = "/oauth/token"
 _CONFIRM_PATH = re.compile(r"/apps/[^/]+/confirm-registration\Z")
