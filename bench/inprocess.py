@@ -2,7 +2,7 @@
 
 Usage:  .venv/bin/python bench/inprocess.py [--requests 3000] [--rounds 5] [--without PART ...] [--profile]
                                            [--no-hiredis] [--ceiling]
-Needs redis-server. The app runs as the default deployment builds it (Redis store, JSON logs, here to
+Needs redis-server. The bench app runs as the default deployment builds it (Redis store, JSON logs, here to
 /dev/null); requests are WSGI environs handed straight to it. `--without log|claim|rsa` swaps one part
 for a no-op, so the difference to a full run is that part's cost in context. `--profile` prints cProfile's
 top functions for each scenario instead of timing. Store operations are timed one by one at the end.
@@ -35,7 +35,7 @@ if "--no-hiredis" in sys.argv:
 
 import smartapp  # noqa: E402
 import smartapp.signature as signature  # noqa: E402
-from bench.run import TOKEN_KEY, event_body, page_body, ping_body  # noqa: E402
+from bench.run import TOKEN_KEY, event_body, page_body, ping_body, service_environment  # noqa: E402
 from bench.scale import installation_fields  # noqa: E402
 from smartapp.logs import configure  # noqa: E402
 from smartapp.store import ReplayState, Store, open_store  # noqa: E402
@@ -148,8 +148,9 @@ def main() -> int:
     redis = RedisServer().start()
     temporary = tempfile.TemporaryDirectory(prefix="smartapp-inprocess-")
     work = temporary.name
-    os.environ.update({"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
-                       "SMARTAPP_DB_PATH": os.path.join(work, "unused.db"), "LOG_FORMAT": "json"})
+    # The app bench/run.py serves (examples/switch_logger.py), under the default deployment's settings.
+    os.environ.update(service_environment(redis.url, keys.url, Path(work)))
+    sys.path.insert(0, os.environ["PYTHONPATH"])
     try:
         app = smartapp.create_app()
         configure("json", stream=open(os.devnull, "w"))  # the same formatting work, no terminal in the figures

@@ -36,6 +36,7 @@ RESULTS = BENCH / "results"
 sys.path.insert(0, str(ROOT))
 
 from bench import slow_clients  # noqa: E402
+from bench.proc_cpu import tree_cpu_seconds  # noqa: E402
 from testbed.keyserver import KeyServer  # noqa: E402
 from testbed.redis_server import RedisServer, free_port  # noqa: E402
 from testbed.signing import Signer, TestKey  # noqa: E402
@@ -139,6 +140,8 @@ class Target:
     url: str = ""
     extra: dict = field(default_factory=dict)
     cwd: Path = ROOT  # another checkout for a baseline target
+    # What the target prints goes to a file, as a deployment's log goes to a pipe: writing it is part of the cost.
+    log_path: Path | None = None
 
     def start(self) -> None:
         cwd = self.cwd
@@ -146,8 +149,10 @@ class Target:
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, **self.env, "PORT": str(port)}
         command = [part.replace("{port}", str(port)) for part in self.command]
-        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        self.log_path = RESULTS / "requests" / f"log-{port}.txt"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         for _ in range(300):
             try:
                 requests.post(self.url + "/", data=b"{}", headers={"Content-Type": "application/json"}, timeout=0.5)
@@ -164,6 +169,15 @@ class Target:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        if self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+
+    def cpu_seconds(self) -> float:
+        """CPU the serving processes have used so far (master and workers, or the Node primary and workers)."""
+        return tree_cpu_seconds(self.process.pid)
+
+    def log_bytes(self) -> int:
+        return self.log_path.stat().st_size if self.log_path is not None and self.log_path.exists() else 0
 
     def peak_rss_mb(self) -> float:
         """Largest VmHWM among the serving processes (the workers, or the single process)."""
@@ -176,6 +190,13 @@ class Target:
                 continue
             peaks.append(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024)
         return max(peaks, default=0.0)
+
+
+def service_environment(redis_url: str, key_server_url: str, work: Path) -> dict[str, str]:
+    """The default deployment's settings, serving the bench app."""
+    return {"REDIS_URL": redis_url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": key_server_url,
+            "SMARTAPP_DB_PATH": str(work / "bench.db"), "LOG_FORMAT": "json", "SMARTAPP_APP": BENCH_APP,
+            "PYTHONPATH": str(BENCH_APP_DIR)}
 
 
 def gunicorn(name: str, app: str, env: dict[str, str], kind: str) -> Target:
@@ -258,6 +279,12 @@ class Proxied(Target):
             self.nginx.terminate()
             self.nginx.wait(10)
         self.inner.stop()
+
+    def cpu_seconds(self) -> float:
+        return self.inner.cpu_seconds() + tree_cpu_seconds(self.nginx.pid)
+
+    def log_bytes(self) -> int:
+        return self.inner.log_bytes()
 
 
 def proxied(name: str, inner: Target) -> Target:
@@ -380,9 +407,7 @@ def main() -> int:
     pem = key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
     wanted = args.scenarios.split(",") if args.scenarios else None
-    service_env = {"REDIS_URL": redis.url, "SMARTAPP_TOKEN_KEYS": TOKEN_KEY, "SMARTAPP_KEY_SERVER": keys.url,
-                   "SMARTAPP_DB_PATH": str(work / "bench.db"), "LOG_FORMAT": "json", "SMARTAPP_APP": BENCH_APP,
-                   "PYTHONPATH": str(BENCH_APP_DIR)}
+    service_env = service_environment(redis.url, keys.url, work)
     public_key = work / "bench-key.pem"
     public_key.write_bytes(key.public_key_pem)
     targets = [
@@ -430,7 +455,8 @@ def main() -> int:
                 runnable = scenarios_for(target, scenarios, chosen)
                 if not runnable:
                     continue  # e.g. the verify+claim ceiling when only unsigned scenarios were chosen
-                for label, result in measure(target, runnable, key=key, keys=keys, admin=admin, args=args,
+                for label, result in measure(target, runnable, key=key, keys=keys, admin=admin,
+                                             redis_cpu=lambda: tree_cpu_seconds(redis.process.pid), args=args,
                                              slow=slow):
                     results.setdefault((target.name, label), []).append(result)
     finally:
@@ -488,7 +514,8 @@ def sign_scenarios(pem: bytes, key_id: str, date: float, work: Path, distinct: i
 
 
 def measure(target: Target, scenarios: list[Scenario], *, key: TestKey, keys: KeyServer, admin,
-            args: argparse.Namespace, slow: dict[tuple[str, str], dict]) -> list[tuple[str, dict]]:
+            redis_cpu: Callable[[], float], args: argparse.Namespace,
+            slow: dict[tuple[str, str], dict]) -> list[tuple[str, dict]]:
     """Start the target, check it answers right, run each scenario (and the slow-client runs), stop it."""
     measured = []
     target.start()
@@ -497,7 +524,14 @@ def measure(target: Target, scenarios: list[Scenario], *, key: TestKey, keys: Ke
         for scenario in scenarios:
             admin.flushall()  # fresh replay cache: every signed request is new to the service
             before = keys.total_fetches
+            cpu_before, redis_before, log_before = target.cpu_seconds(), redis_cpu(), target.log_bytes()
             result = run_wrk(target.url, scenario, duration=args.duration, connections=args.connections)
+            # Per request: what the server's processes spent (all of it, including idle workers' wake-ups), what
+            # Redis spent (only this service uses it) and the log bytes written.
+            answered = max(result["requests"], 1)
+            result["cpu_us"] = (target.cpu_seconds() - cpu_before) / answered * 1e6
+            result["redis_us"] = (redis_cpu() - redis_before) / answered * 1e6
+            result["log_bytes"] = (target.log_bytes() - log_before) / answered
             result["fetches"] = keys.total_fetches - before
             result["rss"] = target.peak_rss_mb()
             if scenario.signed and target.kind == "smartapp" and result["requests"] > args.distinct:
@@ -539,8 +573,9 @@ def render_slow(slow: dict[tuple[str, str], dict], args: argparse.Namespace) -> 
 
 
 def combine(runs: list[dict]) -> dict:
-    """One row from several rounds: the median rate and latencies, every error, the worst memory and fetches."""
-    combined = {name: statistics.median(run[name] for run in runs) for name in ("rps", "p50", "p99")}
+    """One row from several rounds: the median rate, latencies and costs, every error, the worst memory and fetches."""
+    combined = {name: statistics.median(run[name] for run in runs)
+                for name in ("rps", "p50", "p99", "cpu_us", "redis_us", "log_bytes")}
     combined.update(errors=sum(run["errors"] for run in runs), rss=max(run["rss"] for run in runs),
                     fetches=max(run["fetches"] for run in runs), requests=max(run["requests"] for run in runs))
     notes = {run["note"] for run in runs if run.get("note")}
@@ -562,15 +597,19 @@ def render(rows: list[tuple[str, str, dict]], args: argparse.Namespace) -> str:
     default_floor = floors.get("floor: bare Flask", float("nan"))  # absent when --only left it out
     node_by_scenario = {scenario: r for name, scenario, r in rows if name == "Node SDK cluster x2"}
     header = (f"{'target':<22}{'scenario':<21}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
-              f"{'/floor':>8}{'/Node x2':>9}{'RSS/wkr MB':>11}{'key fetches':>12}")
+              f"{'/floor':>8}{'/Node x2':>9}{'CPU us':>8}{'Redis us':>9}{'log B':>7}{'RSS/wkr MB':>11}"
+              f"{'key fetches':>12}")
     rounds = f"median of {args.rounds} rounds; " if args.rounds > 1 else ""
     lines = [f"wrk -t1 -c{args.connections} -d{args.duration}s on {os.cpu_count()} cores, loopback; {rounds}"
-             f"signed requests RSA-2048; gunicorn config/gunicorn.conf.py", header, "-" * len(header)]
+             f"signed requests RSA-2048; gunicorn config/gunicorn.conf.py",
+             "per request: CPU us = the server's processes (user + system, from /proc), Redis us = the bench's "
+             "redis-server (this service's replay claims), log B = bytes the server printed", header, "-" * len(header)]
     for name, scenario, r in rows:
         peer = node_by_scenario.get(scenario)
         vs_node = f"{r['rps'] / peer['rps']:.2f}x" if peer and not name.startswith("Node") else ""
         lines.append(f"{name:<22}{scenario:<21}{r['rps']:>8.0f}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['errors']:>7}"
-                     f"{r['rps'] / _floor_of(name, floors, default_floor):>8.0%}{vs_node:>9}{r['rss']:>11.1f}{r['fetches']:>12}")
+                     f"{r['rps'] / _floor_of(name, floors, default_floor):>8.0%}{vs_node:>9}{r['cpu_us']:>8.0f}"
+                     f"{r['redis_us']:>9.0f}{r['log_bytes']:>7.0f}{r['rss']:>11.1f}{r['fetches']:>12}")
         if r.get("note"):
             lines.append(f"    note: {r['note']}")
     return "\n".join(lines + targets(rows, default_floor))
@@ -596,7 +635,16 @@ def targets(rows: list[tuple[str, str, dict]], floor: float) -> list[str]:
                        (f"{scenario} vs Node x2", r["rps"] / peer["rps"], ">= 1.1x", r["rps"] >= 1.1 * peer["rps"],
                         best / peer["rps"] if best else None),
                        (f"{scenario} p99 vs Node x2 p99", r["p99"] / peer["p99"], "<= 1.0x", r["p99"] <= peer["p99"],
-                        None)]
+                        None),
+                       (f"{scenario} server CPU vs Node x2", r["cpu_us"] / peer["cpu_us"], "<= 0.9x",
+                        r["cpu_us"] <= 0.9 * peer["cpu_us"], None)]
+    baseline = {scenario: r for name, scenario, r in rows if name.startswith("smartapp @")}
+    for scenario in ("PING", "bad signature", "unknown-keyId flood"):
+        if scenario in ours and scenario in baseline:
+            # "No slower than before": the same scenario served by --baseline's code in this run.
+            then = baseline[scenario]["rps"]
+            checks.append((f"{scenario} vs --baseline", ours[scenario]["rps"] / then, ">= 1.0x",
+                           ours[scenario]["rps"] >= then, None))
     if "unknown-keyId flood" in ours and "bad signature" in node:
         flood = ours["unknown-keyId flood"]
         peer_rps = node["bad signature"]["rps"]
