@@ -146,6 +146,90 @@ class TextFormatter(logging.Formatter):
         return scrub(line)
 
 
+# The quoted, escaped JSON text of a str (the C function json uses): CR, LF and non-ASCII come out escaped.
+_json_string = json.encoder.encode_basestring_ascii
+_REQUEST_LOGGER = logging.getLogger("smartapp.request")
+_PACKAGE_LOGGER = logging.getLogger("smartapp")
+# Everything of a request line before its ids and fields, but the time: per level, worked out once.
+_REQUEST_LINE_LEVELS: dict[int, str] = {}
+
+
+def _level_text(level: int) -> str:
+    return f'", "level": "{logging.getLevelName(level).lower()}", "logger": "smartapp.request", "message": "request"'
+
+
+_REQUEST_LINE_LEVELS.update((level, _level_text(level))
+                            for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR))
+
+
+def _json_value(value: object) -> str:
+    if type(value) is str:
+        return _json_string(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return "null" if value is None else "true" if value is True else "false" if value is False else repr(value)
+    return _ENCODER.encode(value)
+
+
+# ', "key": ' for every field name seen: names are the code's own, a small set.
+_KEY_TEXTS: dict[str, str] = {}
+_KEY_TEXTS_MAX = 512
+
+
+def _key_text(key: str) -> str:
+    text = _KEY_TEXTS.get(key)
+    if text is None:
+        text = f", {_json_string(key)}: "
+        if len(_KEY_TEXTS) < _KEY_TEXTS_MAX:
+            _KEY_TEXTS[key] = text
+    return text
+
+
+def _direct_handler(level: int) -> logging.StreamHandler | None:
+    """`configure`'s JSON handler, when it is the only thing that would see a request line at `level`."""
+    if _REQUEST_LOGGER.handlers or _REQUEST_LOGGER.filters or not _REQUEST_LOGGER.propagate:
+        return None
+    handlers = _PACKAGE_LOGGER.handlers
+    if len(handlers) != 1 or _PACKAGE_LOGGER.filters or _PACKAGE_LOGGER.propagate:
+        return None
+    handler = handlers[0]
+    if (not getattr(handler, "_smartapp", False) or handler.filters or level < handler.level
+            or type(handler.formatter) is not JsonFormatter):
+        return None
+    return handler  # type: ignore[return-value]
+
+
+def log_request(level: int, fields: dict[str, object]) -> None:
+    """The request's one line, with its ids and `fields`.
+
+    Under `configure("json")`, with nothing else attached, the line is written straight to the stream: the
+    same JSON (and the same scrubbing) as JsonFormatter gives, without a LogRecord, the handler chain or a
+    formatter, which cost most of a line. Anything else (text format, an added handler or filter, a test's
+    capture) gets an ordinary record through `logging`.
+    """
+    if not _REQUEST_LOGGER.isEnabledFor(level):
+        return
+    handler = _direct_handler(level)
+    if handler is None:
+        _REQUEST_LOGGER.log(level, "request", extra=fields)
+        return
+    now = time.time()
+    ids = _request_ids.get()
+    parts = []
+    for key, value in ({**ids, **fields} if ids else fields).items():
+        parts.append(_key_text(key))
+        parts.append(_json_value(value))
+    # The time, level, logger and message hold no secret: only the ids and fields need scrubbing.
+    line = "".join(('{"time": "', handler.formatter._utc_second(now),  # type: ignore[union-attr]
+                    f".{int((now % 1) * 1000):03d}Z", _REQUEST_LINE_LEVELS.get(level) or _level_text(level),
+                    scrub("".join(parts)), "}\n"))
+    try:
+        with handler.lock:  # type: ignore[union-attr]  # threads (gthread workers) write whole lines
+            handler.stream.write(line)
+            handler.stream.flush()
+    except Exception:  # noqa: BLE001 - a broken log stream must not fail the request, as with logging
+        handler.handleError(logging.makeLogRecord({"msg": "request", "levelno": level}))
+
+
 def configured() -> bool:
     """Whether `configure` has set up the `smartapp` loggers in this process."""
     return any(getattr(handler, "_smartapp", False) for handler in logging.getLogger("smartapp").handlers)

@@ -17,6 +17,7 @@ from smartapp.handlers.dispatch import dispatch, envelope
 from smartapp.handlers.services import RequestInfo, Services
 from smartapp.jsonbody import parse_json
 from smartapp.lifecycle import lifecycle_name, parse
+from smartapp.logs import log_request
 from smartapp.rejection_log import RejectionLogLimit
 from smartapp.settings import Settings
 from smartapp.signature import Verifier
@@ -151,10 +152,11 @@ class Webhook:
         if status >= 400 and not self.rejection_log.admit(str(reason)):
             return
         level = logging.ERROR if status == 500 else logging.WARNING if status >= 400 else logging.INFO
-        log.log(level, "request", exc_info=failure, extra={
-            **fields, "status": status, "reason": reason,
-            "durationMs": round((time.perf_counter() - started) * 1000, 2),
-        })
+        fields.update(status=status, reason=reason, durationMs=round((time.perf_counter() - started) * 1000, 2))
+        if failure is not None:
+            log.log(level, "request", exc_info=failure, extra=fields)  # with its traceback
+        else:
+            log_request(level, fields)
 
 
 def _complete(services: Services, marker: str, installed_app_id: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -42,3 +43,65 @@ def test_json_timestamps_are_each_records_own_even_out_of_order():
         stamp = json.loads(formatter.format(record))["time"]
         expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(when))) + f".{int((when % 1) * 1000):03d}Z"
         assert stamp == expected
+
+
+@pytest.fixture
+def json_stream():
+    stream = io.StringIO()
+    logs.configure("json", stream=stream)
+    yield stream
+    logs.configure("json")
+
+
+REQUEST_FIELDS = {"lifecycle": "EVENT", "executionId": "0d6d8b2f-9f5a-4a43-9b0e-2f3a64e8b7c1",
+                  "installedAppId": "5f8a7c2e-3d1b-4e6f-9a0c-7b2d1e4f6a8c", "detail": "caf\u00e9\n{\"forged\": 1}",
+                  "status": 400, "reason": None, "durationMs": 1.25, "counts": {"a": 1}, "flag": True}
+
+
+def test_the_direct_request_line_is_the_formatters_line(json_stream):
+    ids = logs._request_ids.set({"requestId": "a1b2c3d4e5f6", "correlationId": "corr-1"})
+    made = logging.getLogRecordFactory()
+    records: list[logging.LogRecord] = []
+    logging.setLogRecordFactory(lambda *args, **kwargs: records.append(made(*args, **kwargs)) or records[-1])
+    try:
+        logs.log_request(logging.WARNING, dict(REQUEST_FIELDS))
+        assert records == []  # written straight to the stream
+        # A filter on the logger takes the line through logging and JsonFormatter instead.
+        logging.getLogger("smartapp.request").addFilter(lambda record: True)
+        try:
+            logs.log_request(logging.WARNING, dict(REQUEST_FIELDS))
+        finally:
+            logging.getLogger("smartapp.request").filters.clear()
+        assert len(records) == 1
+    finally:
+        logging.setLogRecordFactory(made)
+        logs._request_ids.reset(ids)
+    direct, through_logging = json_stream.getvalue().splitlines()
+    assert direct.split('"level"')[1] == through_logging.split('"level"')[1]  # all but the time
+    assert json.loads(direct) == {**json.loads(through_logging), "time": json.loads(direct)["time"]}
+    assert json.loads(direct)["detail"] == REQUEST_FIELDS["detail"] and direct.isascii()
+
+
+def test_the_direct_request_line_is_scrubbed(json_stream):
+    logs.log_request(logging.INFO, {"detail": "Authorization: Bearer abc123secret", "state": "s3cr3t"})
+    line = json_stream.getvalue()
+    assert "abc123secret" not in line and "s3cr3t" not in line and line.count("\n") == 1
+
+
+def test_a_request_line_below_the_level_is_not_written(json_stream):
+    logging.getLogger("smartapp").setLevel(logging.WARNING)
+    logs.log_request(logging.INFO, {"status": 200})
+    assert json_stream.getvalue() == ""
+
+
+def test_the_request_line_goes_through_logging_for_an_added_handler(json_stream):
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logging.getLogger("smartapp.request").addHandler(handler)
+    try:
+        logs.log_request(logging.INFO, {"status": 200})
+    finally:
+        logging.getLogger("smartapp.request").removeHandler(handler)
+    assert [record.status for record in seen] == [200]  # type: ignore[attr-defined]
+    assert json.loads(json_stream.getvalue())["status"] == 200  # and still to the configured stream
