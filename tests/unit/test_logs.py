@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -47,10 +48,25 @@ def test_json_timestamps_are_each_records_own_even_out_of_order():
 
 @pytest.fixture
 def json_stream():
+    """configure("json") to a string; pytest's own capture handlers are set aside while the test runs."""
     stream = io.StringIO()
     logs.configure("json", stream=stream)
     yield stream
     logs.configure("json")
+
+
+@contextlib.contextmanager
+def only_configured_handler():
+    """pytest adds its capture handlers to the `smartapp` logger as a test starts: without them for a while."""
+    package = logging.getLogger("smartapp")
+    captures = [handler for handler in package.handlers if not getattr(handler, "_smartapp", False)]
+    for handler in captures:
+        package.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in captures:
+            package.addHandler(handler)
 
 
 REQUEST_FIELDS = {"lifecycle": "EVENT", "executionId": "0d6d8b2f-9f5a-4a43-9b0e-2f3a64e8b7c1",
@@ -59,6 +75,15 @@ REQUEST_FIELDS = {"lifecycle": "EVENT", "executionId": "0d6d8b2f-9f5a-4a43-9b0e-
 
 
 def test_the_direct_request_line_is_the_formatters_line(json_stream):
+    with only_configured_handler():
+        write_both_ways()
+    direct, through_logging = json_stream.getvalue().splitlines()
+    assert direct.split('"level"')[1] == through_logging.split('"level"')[1]  # all but the time
+    assert json.loads(direct) == {**json.loads(through_logging), "time": json.loads(direct)["time"]}
+    assert json.loads(direct)["detail"] == REQUEST_FIELDS["detail"] and direct.isascii()
+
+
+def write_both_ways() -> None:
     ids = logs._request_ids.set({"requestId": "a1b2c3d4e5f6", "correlationId": "corr-1"})
     made = logging.getLogRecordFactory()
     records: list[logging.LogRecord] = []
@@ -76,21 +101,19 @@ def test_the_direct_request_line_is_the_formatters_line(json_stream):
     finally:
         logging.setLogRecordFactory(made)
         logs._request_ids.reset(ids)
-    direct, through_logging = json_stream.getvalue().splitlines()
-    assert direct.split('"level"')[1] == through_logging.split('"level"')[1]  # all but the time
-    assert json.loads(direct) == {**json.loads(through_logging), "time": json.loads(direct)["time"]}
-    assert json.loads(direct)["detail"] == REQUEST_FIELDS["detail"] and direct.isascii()
 
 
 def test_the_direct_request_line_is_scrubbed(json_stream):
-    logs.log_request(logging.INFO, {"detail": "Authorization: Bearer abc123secret", "state": "s3cr3t"})
+    with only_configured_handler():
+        logs.log_request(logging.INFO, {"detail": "Authorization: Bearer abc123secret", "state": "s3cr3t"})
     line = json_stream.getvalue()
     assert "abc123secret" not in line and "s3cr3t" not in line and line.count("\n") == 1
 
 
 def test_a_request_line_below_the_level_is_not_written(json_stream):
     logging.getLogger("smartapp").setLevel(logging.WARNING)
-    logs.log_request(logging.INFO, {"status": 200})
+    with only_configured_handler():
+        logs.log_request(logging.INFO, {"status": 200})
     assert json_stream.getvalue() == ""
 
 
@@ -100,7 +123,8 @@ def test_the_request_line_goes_through_logging_for_an_added_handler(json_stream)
     handler.emit = seen.append  # type: ignore[method-assign]
     logging.getLogger("smartapp.request").addHandler(handler)
     try:
-        logs.log_request(logging.INFO, {"status": 200})
+        with only_configured_handler():
+            logs.log_request(logging.INFO, {"status": 200})
     finally:
         logging.getLogger("smartapp.request").removeHandler(handler)
     assert [record.status for record in seen] == [200]  # type: ignore[attr-defined]
