@@ -58,6 +58,13 @@ def pre_request(worker, req):
         sock.settimeout(BODY_STALL_SECONDS)
 
 
+def post_worker_init(worker):
+    """Each response leaves in one write (the headers with the body); imported here, after gevent's patching."""
+    from smartapp.one_write_response import install
+
+    install()
+
+
 # Each worker opens its own store connections after the fork (SQLite and Redis clients must not be shared).
 preload_app = False
 # HTTP parsing limits (gunicorn's defaults, stated so a change is deliberate).
