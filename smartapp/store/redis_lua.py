@@ -54,12 +54,6 @@ return {3, now}
 """
 CLAIM_STATES = {1: ReplayState.CLAIMED, 2: ReplayState.IN_PROGRESS, 3: ReplayState.DONE}
 
-# KEYS[1] replay marker. ARGV: 1 deadline, 2 ttl ms. Done, whoever held the lease: the effects are stored.
-COMPLETE = DEADLINE_PRELUDE + """
-redis.call('SET', KEYS[1], 'd', 'PX', ARGV[2])
-return {1, now}
-"""
-
 # KEYS[1] the shared entry of a keyId, KEYS[2] the deployment's fetch budget (a token bucket on Redis'
 # clock). ARGV: 1 deadline, 2 burst, 3 refill per millisecond. Replies 1 + the entry, 2 fetch, 3 throttled.
 SHARED_KEY = DEADLINE_PRELUDE + """

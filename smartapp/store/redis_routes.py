@@ -77,6 +77,9 @@ class ClusterScriptRunner:
     def command(self, keys: list[str], *command: Any) -> Any:
         return self._routed(keys[0], lambda runner, asking: runner.command(keys, *command, asking=asking))
 
+    def send(self, keys: list[str], *command: Any) -> None:
+        self._routed(keys[0], lambda runner, asking: runner.send(keys, *command, asking=asking))
+
     def runner_for(self, node: ClusterNode) -> ScriptRunner:
         pool = self.cluster.get_redis_connection(node).connection_pool
         runner = self._runners.get(node.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,10 @@ RETRY_DELAY_SECONDS = 0.05
 # makes a few writes, so several such waits still fit SmartThings' 10 s.
 WAIT_TIMEOUT_MS = 1000
 _CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+# Writes sent without waiting for their replies, at most this many on one connection before one is waited for.
+MAX_UNREAD_REPLIES = 32
+
+log = logging.getLogger("smartapp.store")
 
 
 class ReplicasBehind(redis.exceptions.RedisError):
@@ -71,8 +76,36 @@ class ScriptRunner:
         """A plain write (SET, DEL, ...) on `keys`, acknowledged like the scripts."""
         return self._call(command, keys[0], None, asking)
 
+    def send(self, keys: list[str], *command: Any, asking: bool = False) -> None:
+        """A plain write whose reply is not waited for: it is read with the connection's next call.
+
+        One send() and no wait instead of a round trip, for a write the caller would not act on the reply of
+        anyway. An error reply is logged when it is read. With `wait_replicas` the write is acknowledged
+        like any other (the caller asked for writes to be on replicas before going on).
+        """
+        if self._wait or asking:
+            self._call(command, keys[0], None, asking)
+            return
+        connection = self._checkout()
+        unread = getattr(connection, "_unread", 0)
+        if unread >= MAX_UNREAD_REPLIES:
+            self._idle.append(connection)
+            self._call(command, keys[0], None, asking)  # reads the earlier replies too
+            return
+        try:
+            self._connect(connection)
+            connection.send_packed_command(connection.pack_command(*command), check_health=False)
+        except BaseException:
+            _drop(connection)
+            self._idle.append(connection)
+            raise
+        connection._unread = unread + 1  # type: ignore[attr-defined]
+        self._idle.append(connection)
+
     def _call(self, command: tuple, key: str, script: Script | None, asking: bool) -> Any:
         connection = self._checkout()
+        # Replies to earlier writes sent without waiting come first on this connection: read them before ours.
+        unread = getattr(connection, "_unread", 0)
         loaded = False
         attempt = 0
         while True:
@@ -91,10 +124,14 @@ class ScriptRunner:
             try:
                 self._connect(connection)
                 connection.send_packed_command(packed, check_health=False)
-                replies = _read_replies(connection, len(commands), waits=bool(self._wait))
+                replies = _read_replies(connection, unread + len(commands), waits=bool(self._wait))
+                if unread:
+                    connection._unread, unread = 0, 0  # type: ignore[attr-defined]
+                    replies = _log_unread_errors(replies, len(commands))
             except _CONNECTION_ERRORS:
                 # The reply may still be on its way: never read this socket again.
-                connection.disconnect()
+                _drop(connection)
+                unread = 0
                 if attempt == self._retries:
                     self._idle.append(connection)  # disconnected; reconnects on next use
                     raise
@@ -102,7 +139,7 @@ class ScriptRunner:
                 time.sleep(RETRY_DELAY_SECONDS)
                 continue
             except BaseException:
-                connection.disconnect()  # e.g. interrupted mid-read: the socket's state is unknown
+                _drop(connection)  # e.g. interrupted mid-read: the socket's state is unknown
                 self._idle.append(connection)
                 raise
             reply = replies[-2] if self._wait else replies[-1]
@@ -134,6 +171,20 @@ class ScriptRunner:
             return
         while self._idle:
             self._idle.pop().disconnect()
+
+
+def _drop(connection: redis.connection.AbstractConnection) -> None:
+    """Disconnect, forgetting the replies still due on the old socket (it reconnects on next use)."""
+    connection.disconnect()
+    connection._unread = 0  # type: ignore[attr-defined]
+
+
+def _log_unread_errors(replies: list, own: int) -> list:
+    """The replies of this call (the last `own`); an error among the earlier, unwaited-for writes' is logged."""
+    for reply in replies[:-own]:
+        if isinstance(reply, Exception):
+            log.warning("unacknowledged_write_failed", extra={"reason": "redis_error", "detail": type(reply).__name__})
+    return replies[-own:]
 
 
 def _read_replies(connection: redis.connection.AbstractConnection, count: int, *, waits: bool) -> list:

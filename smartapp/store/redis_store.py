@@ -115,7 +115,6 @@ class RedisStore:
         self._update = client.register_script(lua.UPDATE)
         self._take = client.register_script(lua.TAKE)
         self._claim = client.register_script(lua.CLAIM)
-        self._complete = client.register_script(lua.COMPLETE)
         self._consume = client.register_script(lua.CONSUME)
         self._attempt = client.register_script(lua.ATTEMPT)
         self._shared_key = client.register_script(lua.SHARED_KEY)
@@ -322,7 +321,12 @@ class RedisStore:
         return lua.CLAIM_STATES[reply[0]]
 
     def complete(self, marker: str, *, ttl_seconds: float, installed_app_id: str | None = None) -> None:
-        self._run(self._complete, [self.replay_key(marker, installed_app_id)], [str(_milliseconds(ttl_seconds))])
+        # Sent without waiting for the reply (read with the connection's next call): the request is answered
+        # 200 whatever it is, and until the write lands the lease still refuses an identical request. Done is
+        # true whenever it lands, so it needs no deadline guard.
+        key = self.replay_key(marker, installed_app_id)
+        with _unavailable_as_503():
+            self._scripts.send([key], "SET", key, "d", "PX", _milliseconds(ttl_seconds))
 
     def release_marker(self, marker: str, *, owner: str, installed_app_id: str | None = None) -> None:
         with _unavailable_as_503():  # compare-and-delete: a retry after a lost reply is harmless

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from smartapp.errors import StoreUnavailable
-from smartapp.store import ReplayState
+from smartapp.store import ReplayState, redis_scripts
 from smartapp.store.cipher import TokenCipher
 from smartapp.store.redis_store import RedisStore, make_redis_client
 from tests.conftest import TOKEN_KEY
@@ -232,3 +232,52 @@ def test_script_connections_are_capped_like_the_client_s_pool(redis_url):
         assert runner._opened == 2
     finally:
         store.close()
+
+
+def replay_value(store: RedisStore, admin: redis.Redis, done: str) -> bytes | None:
+    return admin.get(store.replay_key(done, None))
+
+
+def test_a_completed_marker_lands_without_a_wait_and_the_next_claim_reads_its_own_reply(store, admin):
+    done = marker()
+    assert claim(store, done) is True
+    store.complete(done, ttl_seconds=60)
+    assert pinned(store)._unread == 1  # sent; its reply not read yet
+    deadline = time.monotonic() + 2
+    while replay_value(store, admin, done) != b"d" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert replay_value(store, admin, done) == b"d"
+    # The next call on that connection reads the SET's reply first, then its own.
+    assert store.claim(done, owner="someone-else", lease_seconds=60) is ReplayState.DONE
+    assert pinned(store)._unread == 0
+    fresh = marker()
+    assert claim(store, fresh) is True and claim(store, fresh) is False
+
+
+def test_many_completions_in_a_row_wait_for_replies_only_past_the_cap(store, admin):
+    markers = [marker() for _ in range(100)]
+    for each in markers:
+        assert claim(store, each) is True
+        store.complete(each, ttl_seconds=60)
+        assert store.claim(each, owner="retry", lease_seconds=60) is ReplayState.DONE
+    for each in markers:
+        store.complete(each, ttl_seconds=60)  # nothing read in between: the cap bounds what is owed
+        assert pinned(store)._unread <= redis_scripts.MAX_UNREAD_REPLIES
+    assert [replay_value(store, admin, each) for each in markers] == [b"d"] * len(markers)
+
+
+def test_an_error_reply_to_an_unwaited_write_is_logged_and_the_next_call_gets_its_own(store, admin, smartapp_log):
+    admin.set("not-a-number", "x")
+    store._scripts.send(["not-a-number"], "INCR", "not-a-number")
+    assert claim(store, marker()) is True
+    assert "unacknowledged_write_failed" in [record.getMessage() for record in smartapp_log.records]
+
+
+def test_a_connection_killed_with_replies_owed_reconnects_and_answers(store, admin, client_name):
+    done = marker()
+    assert claim(store, done) is True
+    store.complete(done, ttl_seconds=60)
+    time.sleep(0.05)  # the SET reaches the server before the connection is killed
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    assert store.claim(done, owner="retry", lease_seconds=60) is ReplayState.DONE
+    assert pinned(store)._unread == 0
