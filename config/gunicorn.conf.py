@@ -26,15 +26,17 @@ def _settings_module():
 env = {**_settings_module().read_dotenv(".env"), **os.environ}
 
 bind = f"0.0.0.0:{env.get('PORT') or '8000'}"
-# Two per core: requests are short and mostly CPU (JSON, one RSA verify, a store round trip or two).
-# Heroku sets WEB_CONCURRENCY from the dyno size.
-workers = int(env.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2)
 # gevent: a worker serves every connection it holds in a greenlet of its own, so a client that sends its
 # request slowly ties up a greenlet, not the worker. The service is reachable without a buffering proxy
 # (Heroku's router passes request bodies through as they arrive), and with sync workers four connections
 # trickling one byte a second stopped it (bench/run.py --slow-clients: the README has the figures).
 # gevent patches the standard library when the worker starts, after the fork: see _settings_module above.
 worker_class = env.get("GUNICORN_WORKER_CLASS", "gevent")
+# gevent: one worker per core, each serving all its connections; a second per core only adds process switches
+# and idle wake-ups (bench/run.py: 15% less CPU per signed request with 2 than with 4 on 2 cores). Sync and
+# gthread workers wait on Redis and remote calls without serving, so they get two per core.
+# Heroku sets WEB_CONCURRENCY from the dyno size.
+workers = int(env.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * (1 if worker_class == "gevent" else 2))
 threads = int(env.get("GUNICORN_THREADS", "1"))
 # gevent and gthread: how many connections one worker holds at once. With gthread, keep-alive connections
 # stay with the worker that accepted them; a low cap spreads them over the workers, but connections beyond

@@ -28,7 +28,11 @@ class _HeldFirstWrite:
         if held is not None:
             data = held + data
         if data:
-            self._sock.sendall(data)
+            # send() first: gevent's sendall() asks the kernel for the buffer size on every call, and a
+            # response fits the buffer whole.
+            sent = self._sock.send(data)
+            if sent < len(data):
+                self._sock.sendall(memoryview(data)[sent:])
 
     def sendfile(self, *args: Any, **kwargs: Any) -> Any:
         self.release()
