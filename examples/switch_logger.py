@@ -1,11 +1,7 @@
-"""The user picks switches; the app subscribes to them and logs one line per change (the core's tests and the
-benchmarks serve this app)."""
-
-import logging
+"""The user picks switches; the app subscribes to them and logs each change on the request's line (the core's
+tests and the benchmarks serve this app)."""
 
 from smartapp import Context, Page, SmartApp
-
-log = logging.getLogger("smartapp.switch_logger")
 
 app = SmartApp("SmartApp", description="Watches the switches you choose")
 
@@ -26,6 +22,4 @@ def subscribe(ctx: Context) -> None:
 
 @app.subscription("switchHandler")
 def switch_changed(ctx: Context, event: dict) -> None:
-    value = event.get("value")
-    log.info("switch_changed", extra={"installedAppId": ctx.installed_app_id, "deviceId": event.get("deviceId"),
-                                      "value": value if isinstance(value, str) else None})
+    ctx.annotate(switch=event.get("deviceId"), value=event.get("value"))

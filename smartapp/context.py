@@ -10,6 +10,7 @@ from smartapp.config_values import ConfigValues
 from smartapp.deadline import Deadline
 from smartapp.errors import ReauthRequired
 from smartapp.linked_account import LinkedAccount
+from smartapp.logs import annotate
 from smartapp.oauth import Provider
 from smartapp.smartthings import SmartThingsClient
 from smartapp.state import InstallationState
@@ -96,6 +97,15 @@ class Context:
         record = self._stored_record()
         if record is not None:
             self._location_id, self._permissions = record.location_id, tuple(record.permissions)
+
+    def annotate(self, **fields: object) -> None:
+        """Add fields to this request's log line: what happened, for the price of no line of its own.
+
+        Outside a webhook request (in `installation()`), the fields are logged as a line of their own.
+        Later values replace earlier ones of the same name; names the line uses itself (`status`,
+        `installedAppId`, ...) and more than 16 fields raise ValueError.
+        """
+        annotate(fields)
 
     @property
     def location_id(self) -> str | None:

@@ -10,7 +10,7 @@ import secrets
 import sys
 import time
 import traceback
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -54,6 +54,49 @@ def scrub(text: str) -> str:
 
 # The ids of the request being served, stamped on every line it logs (handler lines included).
 _request_ids: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("smartapp_request_ids", default={})
+
+
+# The request line's fields while a webhook request is served (None outside one): `annotate` adds to them.
+_request_fields: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "smartapp_request_fields", default=None)
+# Names an app cannot annotate with: the request line's own fields, and LogRecord's attributes (a record
+# built from the fields would refuse them).
+CORE_FIELDS = frozenset({"time", "level", "logger", "message", "requestId", "correlationId", "lifecycle",
+                         "executionId", "installedAppId", "status", "reason", "durationMs", "detail", "exception"})
+MAX_ANNOTATIONS = 16
+ANNOTATION_CHARS = 200
+_app_log = logging.getLogger("smartapp.app")
+
+
+def bind_request_fields(fields: dict[str, object]) -> contextvars.Token:
+    """Make `fields` (the dict the request line will be written from) the one `annotate` adds to."""
+    return _request_fields.set(fields)
+
+
+def unbind_request_fields(token: contextvars.Token) -> None:
+    _request_fields.reset(token)
+
+
+def annotate(fields: Mapping[str, object]) -> None:
+    """Add `fields` to the request line of the webhook request being served; outside one, log them as a line.
+
+    Values other than str, int, float, bool and None are written as their str(); strings are cut to
+    ANNOTATION_CHARS. A name of the core's own, or more than MAX_ANNOTATIONS names, raises ValueError.
+    """
+    for name in fields:
+        if name in CORE_FIELDS or name in _STANDARD or name.startswith("_"):
+            raise ValueError(f"annotate: {name!r} is a name the log line uses itself")
+    values = {name: value[:ANNOTATION_CHARS] if isinstance(value, str)
+              else value if value is None or isinstance(value, (bool, int, float)) else str(value)[:ANNOTATION_CHARS]
+              for name, value in fields.items()}
+    line = _request_fields.get()
+    if line is None:
+        _app_log.info("annotation", extra=values)
+        return
+    added = [name for name in values if name not in line]
+    if sum(1 for name in line if name not in CORE_FIELDS) + len(added) > MAX_ANNOTATIONS:
+        raise ValueError(f"annotate: at most {MAX_ANNOTATIONS} fields on one request line")
+    line.update(values)
 
 
 class RequestIds:

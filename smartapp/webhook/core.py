@@ -17,7 +17,7 @@ from smartapp.handlers.dispatch import dispatch, envelope
 from smartapp.handlers.services import RequestInfo, Services
 from smartapp.jsonbody import parse_json
 from smartapp.lifecycle import lifecycle_name, parse
-from smartapp.logs import log_request
+from smartapp.logs import bind_request_fields, log_request, unbind_request_fields
 from smartapp.rejection_log import RejectionLogLimit
 from smartapp.settings import Settings
 from smartapp.signature import Verifier
@@ -86,8 +86,10 @@ class Webhook:
         started = time.perf_counter() if started is None else started
         services = self.services
         settings = services.settings
-        # correlationId and requestId are already on every line of this request (logs.RequestIds).
+        # correlationId and requestId are already on every line of this request (logs.RequestIds); handlers
+        # add fields of their own with Context.annotate.
         fields: dict[str, object] = {}
+        bound = bind_request_fields(fields)
         claimed: tuple[str, str, str | None] | None = None  # (replay marker, our lease's owner, installedAppId)
         status, reason, failure = 200, None, None
         try:
@@ -132,6 +134,7 @@ class Webhook:
                 _release(services, *claimed)
             return _answer(status, _error_body(status, reason))
         finally:
+            unbind_request_fields(bound)
             self._log(status, reason, fields, started, failure)
 
     def refuse(self, error: SmartAppError, *, started: float) -> Answer:

@@ -151,12 +151,18 @@ def test_every_line_of_a_request_carries_its_ids(cloud, tmp_path, signer):
     try:
         sim = simulation.made_up(switches_app)
         assert post(server, *signed(signer, simulation.body("INSTALL", sim), Canaries())) == 200
-        event = json.dumps(simulation.body("EVENT", sim)).encode()
+        body = simulation.body("EVENT", sim)
+        # A second event no handler takes: the core logs it, on a line of its own within the request.
+        stray = json.loads(json.dumps(body["eventData"]["events"][0]))
+        stray["deviceEvent"]["subscriptionName"] = "unknownHandler_0"
+        body["eventData"]["events"].append(stray)
+        event = json.dumps(body).encode()
         assert post(server, event, {**signer.headers(event), "X-ST-Correlation": "corr-canary-ids"}) == 200
     finally:
         server.stop()
     lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
     ours = [line for line in lines if line.get("correlationId") == "corr-canary-ids"]
-    assert {line["message"] for line in ours} == {"switch_changed", "request"}
+    assert [line["message"] for line in ours] == ["event_skipped", "request"]
     assert len({line["requestId"] for line in ours}) == 1
+    assert ours[1]["value"] == "on" and ours[1]["switch"]  # the app's annotation rides on the request line
     assert all(line["requestId"] != ours[0]["requestId"] for line in lines if line not in ours and "requestId" in line)

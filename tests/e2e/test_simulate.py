@@ -114,8 +114,8 @@ def test_simulate_install_then_event_then_uninstall(dev_service):
 
     event = simulate(dev_service, "--only", "EVENT", "--installed-app-id", IAID)
     assert event.returncode == 0, event.stdout
-    (changed,) = [line for line in app_lines(dev_service) if line["message"] == "switch_changed"]
-    assert changed["installedAppId"] == IAID and changed["value"] == "on"
+    (changed,) = [line for line in app_lines(dev_service) if line["message"] == "request" and "value" in line]
+    assert changed["installedAppId"] == IAID and changed["lifecycle"] == "EVENT" and changed["value"] == "on"
 
     uninstall = simulate(dev_service, "--only", "uninstall", "--installed-app-id", IAID)
     assert uninstall.returncode == 0, uninstall.stdout

@@ -291,3 +291,73 @@ def test_the_scopes_of_event_type_handlers_are_asked_for_at_initialize(smartthin
 def test_an_unknown_event_type_is_refused_at_registration():
     with pytest.raises(ValueError, match="DEVICE_EVENT"):
         SmartApp("Wrong").event("DEVICE_EVENT")
+
+
+# --- ctx.annotate ------------------------------------------------------------------------------------------------
+
+
+def request_records(log) -> list:
+    return [record for record in log.records if record.getMessage() == "request"]
+
+
+def test_an_annotation_rides_on_the_request_line(smartthings, harness_signer, tmp_path, smartapp_log):
+    from examples.switch_logger import app as switches_app
+
+    device = str(uuid.uuid4())
+    harness = AppHarness(switches_app, smartthings=smartthings, signer=harness_signer, directory=tmp_path)
+    harness.install({"switches": [device]})
+    harness.device_event(device, "off")
+    event_line = request_records(smartapp_log)[-1]
+    assert (event_line.lifecycle, event_line.switch, event_line.value) == ("EVENT", device, "off")
+    assert [record.getMessage() for record in smartapp_log.records if record.levelno >= 20
+            and getattr(record, "installedAppId", None) == harness.installed_app_id
+            and record.getMessage() != "request"] == []  # no line of the app's own
+    assert not hasattr(request_records(smartapp_log)[0], "switch")  # INSTALL's line: no annotation of its own
+
+
+def annotating_app(**fields: object) -> SmartApp:
+    app = SmartApp("Annotator")
+    one_text_page(app)
+
+    @app.execute
+    def run(ctx: Context, parameters: dict) -> dict:
+        try:
+            ctx.annotate(**fields)
+        except ValueError as error:
+            return {"refused": str(error)}
+        return {}
+
+    return app
+
+
+@pytest.mark.parametrize("fields,refused", [
+    ({"status": 500}, "'status' is a name the log line uses itself"),
+    ({"msg": "x"}, "'msg' is a name the log line uses itself"),
+    ({f"field{n}": n for n in range(17)}, "at most 16 fields"),
+])
+def test_an_annotation_cannot_overwrite_the_line_or_grow_it_without_end(smartthings, harness_signer, tmp_path,
+                                                                       smartapp_log, fields, refused):
+    harness = AppHarness(annotating_app(**fields), smartthings=smartthings, signer=harness_signer,
+                         directory=tmp_path)
+    harness.install({})
+    assert refused in harness.execute({})["refused"]
+    assert request_records(smartapp_log)[-1].status == 200
+
+
+def test_annotated_values_are_json_and_short(smartthings, harness_signer, tmp_path, smartapp_log):
+    harness = AppHarness(annotating_app(count=3, ratio=0.5, flag=False, nothing=None, long="x" * 500,
+                                        odd=frozenset({1})), smartthings=smartthings, signer=harness_signer,
+                         directory=tmp_path)
+    harness.install({})
+    assert harness.execute({}) == {}
+    line = request_records(smartapp_log)[-1]
+    assert (line.count, line.ratio, line.flag, line.nothing, line.odd) == (3, 0.5, False, None, "frozenset({1})")
+    assert line.long == "x" * 200
+
+
+def test_an_annotation_outside_a_request_is_a_line_of_its_own(smartapp_log):
+    from smartapp import logs
+
+    logs.annotate({"swept": 12})
+    (line,) = [record for record in smartapp_log.records if record.getMessage() == "annotation"]
+    assert line.swept == 12
