@@ -165,7 +165,7 @@ def main() -> int:
                 profiler = cProfile.Profile()
                 profiler.runcall(serve, app, requests_for(scenario, signer, args.requests))
                 print(f"--- {scenario}")
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+                pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("PROFILE_TOP", "25")))
                 continue
             print_figures(scenario, time_scenario(app, scenario, signer, args))
         if args.profile:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, time as time_of_day
-from typing import Any, Mapping, overload
+from collections.abc import Mapping
+from typing import Any, overload
 
 _MAX_ID_LENGTH = 128
 

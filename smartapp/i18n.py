@@ -19,7 +19,8 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from smartapp.settings import ConfigError
 
@@ -27,6 +28,7 @@ ENGLISH = "en"
 _TAG = re.compile(r"[a-z]{2,8}(-[a-z0-9]{1,8})*")
 _KEY = re.compile(r"[A-Za-z0-9.\-_]{1,128}")
 _MAX_LOCALE_LENGTH = 64
+_MAX_REMEMBERED_LOCALES = 256
 # The same limits SmartThings puts on the texts in the page JSON.
 _TEXT_LIMITS = {"name": 128, "description": 2048, "nextText": 128, "postMessage": 10, "defaultValue": 128}
 _NAME_MAPS = ("options", "groups")
@@ -60,6 +62,8 @@ class Locales:
 
     def __init__(self, catalogs: Mapping[str, Catalog] | None = None) -> None:
         self._catalogs = dict(catalogs or {})
+        # Locale strings seen, by their translator: a request's locale is one of a few, worked out once.
+        self._translators: dict[str | None, Translator] = {}
 
     @property
     def languages(self) -> list[str]:
@@ -67,8 +71,14 @@ class Locales:
 
     def translator(self, locale: str | None) -> Translator:
         """Texts for a request's locale ("de-DE", "de_de", "en"); anything unrecognised gets English."""
-        chain = [tag for tag in _candidates(locale) if tag in self._catalogs]
-        return Translator(chain[0] if chain else None, tuple(self._catalogs[tag] for tag in chain))
+        translator = self._translators.get(locale) if isinstance(locale, str) or locale is None else None
+        if translator is None:
+            chain = [tag for tag in _candidates(locale) if tag in self._catalogs]
+            translator = Translator(chain[0] if chain else None, tuple(self._catalogs[tag] for tag in chain))
+            # Untrusted strings: remember a bounded number (real locales are a handful).
+            if (isinstance(locale, str) or locale is None) and len(self._translators) < _MAX_REMEMBERED_LOCALES:
+                self._translators[locale] = translator
+        return translator
 
 
 def load_locales(directory: str | os.PathLike[str] | None) -> Locales:

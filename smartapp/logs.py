@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import random
 import re
-import secrets
 import sys
 import time
 import traceback
@@ -106,7 +106,7 @@ class RequestIds:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        ids = {"requestId": secrets.token_hex(6)}
+        ids = {"requestId": f"{random.getrandbits(48):012x}"}  # unique, not secret: no system call for it
         correlation = environ.get("HTTP_X_ST_CORRELATION")
         if correlation:
             ids["correlationId"] = correlation[:64]  # attacker-supplied: bounded, and escaped by the formatters

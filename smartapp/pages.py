@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 # SmartThings' own limits (SmartApp API schema); a page the platform would refuse fails here, at build time.
 _SETTING_ID = re.compile(r"[A-Za-z0-9.\-_]{1,128}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import secrets
+import random
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -106,7 +106,7 @@ class Webhook:
             lifecycle = parse(document)
             fields.update(executionId=_short(lifecycle.execution_id), installedAppId=lifecycle.installed_app_id)
             if verified is not None:
-                owner = secrets.token_hex(8)
+                owner = f"{random.getrandbits(64):016x}"  # unique, not secret: no system call for it
                 state = services.store.claim(verified.replay_marker, owner=owner, lease_seconds=CLAIM_LEASE_SECONDS,
                                              installed_app_id=lifecycle.installed_app_id)
                 if state is ReplayState.DONE:
