@@ -4,7 +4,8 @@ Usage:  .venv/bin/python bench/inprocess.py [--requests 3000] [--rounds 5] [--wi
                                            [--no-hiredis] [--ceiling]
 Needs redis-server. The bench app runs as the default deployment builds it (Redis store, JSON logs, here to
 /dev/null); requests are WSGI environs handed straight to it. `--without log|claim|rsa` swaps one part
-for a no-op, so the difference to a full run is that part's cost in context. `--profile` prints cProfile's
+for a no-op, so the difference to a full run is that part's cost in context; the request line is also timed
+alone, with a signed EVENT's fields, after the scenarios. `--profile` prints cProfile's
 top functions for each scenario instead of timing. Store operations are timed one by one at the end.
 Run it alone: on 2 shared cores a neighbour moves these figures by tens of per cent.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import logging
 import os
 import pstats
@@ -93,7 +95,7 @@ def time_scenario(app: WsgiApp, scenario: str, signer: Signer, args: argparse.Na
 
 
 def print_figures(name: str, samples: list[float]) -> None:
-    print(f"  {name:<32} median {statistics.median(samples):6.0f} us   min {min(samples):6.0f} us")
+    print(f"  {name:<36} median {statistics.median(samples):6.0f} us   min {min(samples):6.0f} us")
 
 
 def without(app: Flask, parts: list[str]) -> None:
@@ -128,6 +130,26 @@ def store_operations(store: Store, rounds: int, calls: int) -> list[tuple[str, l
             samples.append(per_call_us(lambda: [operation() for _ in range(calls)], calls))
         figures.append((name, samples))
     return figures
+
+
+def request_line_us(rounds: int, calls: int) -> list[float]:
+    """CPU of one request line as a signed EVENT of the bench app writes it: its ids, fields and annotation."""
+    from smartapp import logs
+
+    event = json.loads(event_body(0))
+    ids = logs._request_ids.set({"requestId": "5d1c9a0e7b3f", "correlationId": str(uuid.uuid4())})
+    fields = {"lifecycle": "EVENT", "executionId": event["executionId"],
+              "installedAppId": event["eventData"]["installedApp"]["installedAppId"],
+              "switch": event["eventData"]["events"][0]["deviceEvent"]["deviceId"], "value": "on"}
+    try:
+        def write_lines() -> None:
+            for _ in range(calls):
+                logs.log_request(logging.INFO, {**fields, "status": 200, "reason": None, "durationMs": 1.37})
+
+        write_lines()  # warm up
+        return [per_call_us(write_lines, calls) for _ in range(rounds)]
+    finally:
+        logs._request_ids.reset(ids)
 
 
 def main() -> int:
@@ -170,6 +192,7 @@ def main() -> int:
             print_figures(scenario, time_scenario(app, scenario, signer, args))
         if args.profile:
             return 0
+        print_figures("request line (JSON, to /dev/null)", request_line_us(args.rounds, args.requests))
         if args.ceiling:
             public_key = Path(work) / "public.pem"
             public_key.write_bytes(key.public_key_pem)
