@@ -16,6 +16,10 @@ try:  # installed with redis[hiredis]; packs a command ten times faster than red
     from hiredis import pack_command as _hiredis_pack
 except ImportError:  # pragma: no cover - redis-py's own packer then
     _hiredis_pack = None
+try:  # what redis-py's hiredis readers answer while a reply is incomplete
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _INCOMPLETE
+except ImportError:  # pragma: no cover - another redis-py layout: _exchange is skipped
+    _INCOMPLETE = None
 
 # redis-py's per-command path (pool checkout, retry wrapper, metrics hooks, argument encoding) costs
 # about twice the loopback round trip it wraps; every signed request makes one such call (the
@@ -133,8 +137,11 @@ class ScriptRunner:
                 commands, packed = [command], _packed(connection, command)
             try:
                 self._connect(connection)
-                connection.send_packed_command(packed, check_health=False)
-                replies = _read_replies(connection, unread + len(commands), waits=bool(self._wait))
+                replies = _exchange(connection, packed, unread + 1) if len(commands) == 1 and not self._wait \
+                    else None
+                if replies is None:
+                    connection.send_packed_command(packed, check_health=False)
+                    replies = _read_replies(connection, unread + len(commands), waits=bool(self._wait))
                 if unread:
                     connection._unread, unread = 0, 0  # type: ignore[attr-defined]
                     replies = _log_unread_errors(replies, len(commands))
@@ -187,6 +194,31 @@ def _packed(connection: redis.connection.AbstractConnection, command: tuple) -> 
     if _hiredis_pack is not None:
         return [_hiredis_pack(command)]
     return connection.pack_command(*command)
+
+
+def _exchange(connection: Any, packed: list[bytes], count: int) -> list | None:
+    """Send one packed command and read `count` replies straight off the socket, with the connection's own
+    hiredis reader: redis-py's read path (timeouts, health checks, push messages, per-reply layers) costs
+    more CPU than the loopback round trip itself. Error replies come back as exception values, as in
+    _read_replies. None when the connection is not connected yet (redis-py's path connects it, trying the
+    handshake once) or has no hiredis reader (redis-py's Python parser): the caller takes redis-py's path.
+    """
+    reader = getattr(connection._parser, "_reader", None)
+    sock = connection._sock
+    if reader is None or sock is None or len(packed) != 1 or _INCOMPLETE is None:
+        return None
+    sock.sendall(packed[0])
+    replies: list = []
+    while len(replies) < count:
+        reply = reader.gets()
+        if reply is _INCOMPLETE:
+            data = sock.recv(65536)
+            if not data:
+                raise redis.exceptions.ConnectionError("Connection closed by server.")
+            reader.feed(data)
+            continue
+        replies.append(reply)
+    return replies
 
 
 def _drop(connection: redis.connection.AbstractConnection) -> None:
