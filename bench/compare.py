@@ -61,9 +61,9 @@ def main() -> int:
         print(f"{'round':<6}{'code':<22}" + "".join(f"{scenario.name:>22}" for scenario in scenarios))
         for round_number in range(1, args.rounds + 1):
             for label, checkout in ((f"before ({args.ref})", before), ("after (this checkout)", ROOT)):
-                # gunicorn puts its working directory first on sys.path, so each side imports its own code.
-                # Both sides serve the bench's own app from this checkout, so they do the same work.
-                python_path = os.pathsep.join([str(checkout), str(bench.BENCH_APP_DIR)])
+                # gunicorn puts its working directory first on sys.path, so each side imports its own code,
+                # and serves its own bench app (this checkout's may use API the earlier code lacks).
+                python_path = os.pathsep.join([str(checkout), str(checkout / "examples")])
                 side_env = {**env, "SMARTAPP_APP": bench.BENCH_APP, "PYTHONPATH": python_path}
                 target = bench.Target(label, [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
                                               "--bind", "127.0.0.1:{port}", "smartapp:create_app()"], side_env,

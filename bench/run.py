@@ -53,9 +53,9 @@ DATE_AHEAD_SECONDS = 280
 SIGNED_VALID_SECONDS = DATE_AHEAD_SECONDS + 300
 # Distinct made-up keyIds in the flood scenario (each appears once per pass through the file).
 FLOOD_KEY_IDS = 20000
-# The SmartApp every smartapp target serves: examples/switch_logger.py subscribes to switches and logs each change
-# (one line). It is imported as a top-level module from examples/, so a --baseline checkout serves this very file
-# too: the same work for every commit measured, so a before/after comparison times the core, not a different app.
+# The SmartApp every smartapp target serves: examples/switch_logger.py subscribes to switches and records each
+# change on the request's log line. It is imported as a top-level module from examples/; a --baseline checkout
+# serves its own copy (the same app as that commit wrote it).
 BENCH_APP_DIR = ROOT / "examples"
 BENCH_APP = "switch_logger:app"
 # Reference targets: no target can beat the first, and no verifying, replay-protected webhook the second.
@@ -210,8 +210,10 @@ def add_baseline(targets: list[Target], ref: str, service_env: dict[str, str]) -
     subprocess.run(["git", "worktree", "add", "--detach", str(checkout), ref], cwd=ROOT, check=True,
                    capture_output=True)
     at = next(i for i, target in enumerate(targets) if target.name == "smartapp (default)")
-    # PYTHONPATH puts the old package ahead of the installed one; the app it serves is this checkout's.
-    python_path = os.pathsep.join([str(checkout), str(BENCH_APP_DIR)])
+    # PYTHONPATH puts the old package ahead of the installed one. It serves its own bench app: an app of
+    # this checkout may use API the old code lacks (examples/switch_logger.py annotates the request line,
+    # where older ones logged a line of their own).
+    python_path = os.pathsep.join([str(checkout), str(checkout / "examples")])
     target = gunicorn(f"smartapp @{ref[:12]}", "smartapp:create_app()", {**service_env, "PYTHONPATH": python_path},
                       "smartapp")
     target.cwd = checkout
