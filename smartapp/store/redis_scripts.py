@@ -108,7 +108,11 @@ class ScriptRunner:
             return
         try:
             self._connect(connection)
-            connection.send_packed_command(_packed(connection, command), check_health=False)
+            packed = _packed(connection, command)
+            if connection._sock is not None and len(packed) == 1:
+                _send_whole(connection._sock, packed[0])
+            else:
+                connection.send_packed_command(packed, check_health=False)  # connects first
         except BaseException:
             _drop(connection)
             self._idle.append(connection)
@@ -207,7 +211,7 @@ def _exchange(connection: Any, packed: list[bytes], count: int) -> list | None:
     sock = connection._sock
     if reader is None or sock is None or len(packed) != 1 or _INCOMPLETE is None:
         return None
-    sock.sendall(packed[0])
+    _send_whole(sock, packed[0])
     replies: list = []
     while len(replies) < count:
         reply = reader.gets()
@@ -219,6 +223,14 @@ def _exchange(connection: Any, packed: list[bytes], count: int) -> list | None:
             continue
         replies.append(reply)
     return replies
+
+
+def _send_whole(sock: Any, data: bytes) -> None:
+    """send(), finished by sendall() if short: gevent's sendall() asks the kernel for the buffer size on every
+    call, and a command fits the buffer whole."""
+    sent = sock.send(data)
+    if sent < len(data):
+        sock.sendall(memoryview(data)[sent:])
 
 
 def _drop(connection: redis.connection.AbstractConnection) -> None:
