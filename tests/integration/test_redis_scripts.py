@@ -281,3 +281,20 @@ def test_a_connection_killed_with_replies_owed_reconnects_and_answers(store, adm
     assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
     assert store.claim(done, owner="retry", lease_seconds=60) is ReplayState.DONE
     assert pinned(store)._unread == 0
+
+
+def test_claims_and_unwaited_completions_work_with_redis_py_s_python_parser(redis_url, admin):
+    """Without a hiredis reader the calls take redis-py's read path; the replies owed are read all the same."""
+    from redis._parsers import _RESP2Parser
+
+    client = make_redis_client(redis_url)
+    client.connection_pool.connection_kwargs["parser_class"] = _RESP2Parser
+    store = RedisStore(client, TokenCipher.from_env_value(TOKEN_KEY))
+    try:
+        done = marker()
+        assert claim(store, done) is True
+        store.complete(done, ttl_seconds=60)
+        assert store.claim(done, owner="retry", lease_seconds=60) is ReplayState.DONE
+        assert getattr(pinned(store)._parser, "_reader", None) is None and pinned(store)._unread == 0
+    finally:
+        store.close()
