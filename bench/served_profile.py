@@ -1,10 +1,10 @@
 """Where a served request's CPU goes: py-spy samples every gunicorn worker while wrk sends one scenario.
 
 Usage:  .venv/bin/python bench/served_profile.py [--scenario "signed EVENT"] [--duration 10] [--rate 200] [--top 25]
-                                         [--env NAME=VALUE ...] [--raw FILE]
+                                         [--env NAME=VALUE ...] [--raw FILE] [--ref GIT-REF]
 Needs:  wrk, redis-server, py-spy (pip install py-spy; root, or ptrace allowed). Loopback only.
 The service runs as bench/run.py runs its default deployment (gunicorn with config/gunicorn.conf.py, the
-bench app, Redis). Samples are of busy threads only (py-spy leaves out threads waiting in the kernel, so a
+bench app, Redis); with --ref, an earlier commit's code, config and bench app (a temporary git worktree). Samples are of busy threads only (py-spy leaves out threads waiting in the kernel, so a
 gevent hub waiting on epoll is not counted); C code is charged to the Python frame that called it. Prints
 the share of samples by package (the innermost frame's file) and the functions with the most samples,
 inclusive and self.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import shutil
 import subprocess
@@ -83,6 +84,7 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="an extra environment variable for the service, e.g. WEB_CONCURRENCY=2")
     parser.add_argument("--raw", type=Path, help="also keep py-spy's raw stacks in this file")
+    parser.add_argument("--ref", metavar="GIT-REF", help="profile this commit's code instead of this checkout's")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server", "py-spy"):
         if not shutil.which(tool) and not Path(sys.executable).with_name(tool).exists():
@@ -99,13 +101,19 @@ def main() -> int:
     pem = key.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption())
     target = None
+    checkout = work / "checkout" if args.ref else None
+    if checkout is not None:
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(checkout), args.ref], cwd=bench.ROOT, check=True)
     try:
         distinct = max(5000 * args.duration, 20000)
         scenarios = bench.sign_scenarios(pem, key.key_id, time.time() + bench.DATE_AHEAD_SECONDS, work, distinct)
         scenario = next(s for s in scenarios if s.name == args.scenario)
         env = {**bench.service_environment(redis.url, keys.url, work),
                **dict(item.split("=", 1) for item in args.env)}
+        if checkout is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(checkout), str(checkout / "examples")])
         target = bench.gunicorn("smartapp (default)", "smartapp:create_app()", env, "smartapp")
+        target.cwd = checkout or bench.ROOT
         target.start()
         bench.precheck(target, key)
         stacks = work / "stacks.txt"
@@ -126,6 +134,8 @@ def main() -> int:
             target.stop()
         keys.stop()
         redis.stop()
+        if checkout is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=bench.ROOT, check=False)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
