@@ -31,8 +31,8 @@ from smartapp.errors import SignatureError
 from smartapp.signature import parse_http_date
 
 _KEY = serialization.load_pem_public_key(Path(os.environ["BENCH_PUBLIC_KEY"]).read_bytes())
-_REDIS_ADDRESS = (redis.connection.parse_url(os.environ["REDIS_URL"])["host"],
-                  int(redis.connection.parse_url(os.environ["REDIS_URL"])["port"]))
+_REDIS_URL = redis.connection.parse_url(os.environ["REDIS_URL"])
+_REDIS_ADDRESS = (_REDIS_URL["host"], int(_REDIS_URL["port"]))
 _IDLE: deque[list] = deque()  # [socket, replies owed]; opened after the fork, one per concurrent request
 _SIGNATURE = re.compile(r'signature="([A-Za-z0-9+/=]+)"')
 _PKCS1, _SHA256 = padding.PKCS1v15(), hashes.SHA256()

@@ -71,12 +71,13 @@ class Locales:
 
     def translator(self, locale: str | None) -> Translator:
         """Texts for a request's locale ("de-DE", "de_de", "en"); anything unrecognised gets English."""
-        translator = self._translators.get(locale) if isinstance(locale, str) or locale is None else None
+        rememberable = locale is None or isinstance(locale, str)  # a malformed body may send any JSON value
+        translator = self._translators.get(locale) if rememberable else None
         if translator is None:
             chain = [tag for tag in _candidates(locale) if tag in self._catalogs]
             translator = Translator(chain[0] if chain else None, tuple(self._catalogs[tag] for tag in chain))
             # Untrusted strings: remember a bounded number (real locales are a handful).
-            if (isinstance(locale, str) or locale is None) and len(self._translators) < _MAX_REMEMBERED_LOCALES:
+            if rememberable and len(self._translators) < _MAX_REMEMBERED_LOCALES:
                 self._translators[locale] = translator
         return translator
 

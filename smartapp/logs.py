@@ -86,9 +86,7 @@ def annotate(fields: Mapping[str, object]) -> None:
     for name in fields:
         if name in CORE_FIELDS or name in _STANDARD or name.startswith("_"):
             raise ValueError(f"annotate: {name!r} is a name the log line uses itself")
-    values = {name: value[:ANNOTATION_CHARS] if isinstance(value, str)
-              else value if value is None or isinstance(value, (bool, int, float)) else str(value)[:ANNOTATION_CHARS]
-              for name, value in fields.items()}
+    values = {name: _annotation_value(value) for name, value in fields.items()}
     line = _request_fields.get()
     if line is None:
         _app_log.info("annotation", extra=values)
@@ -97,6 +95,13 @@ def annotate(fields: Mapping[str, object]) -> None:
     if sum(1 for name in line if name not in CORE_FIELDS) + len(added) > MAX_ANNOTATIONS:
         raise ValueError(f"annotate: at most {MAX_ANNOTATIONS} fields on one request line")
     line.update(values)
+
+
+def _annotation_value(value: object) -> object:
+    """A JSON scalar as it is, a string cut short, anything else as its cut-short str()."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return (value if isinstance(value, str) else str(value))[:ANNOTATION_CHARS]
 
 
 class RequestIds:
@@ -193,16 +198,15 @@ class TextFormatter(logging.Formatter):
 _json_string = json.encoder.encode_basestring_ascii
 _REQUEST_LOGGER = logging.getLogger("smartapp.request")
 _PACKAGE_LOGGER = logging.getLogger("smartapp")
-# Everything of a request line before its ids and fields, but the time: per level, worked out once.
-_REQUEST_LINE_LEVELS: dict[int, str] = {}
 
 
 def _level_text(level: int) -> str:
     return f'", "level": "{logging.getLevelName(level).lower()}", "logger": "smartapp.request", "message": "request"'
 
 
-_REQUEST_LINE_LEVELS.update((level, _level_text(level))
-                            for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR))
+# Everything of a request line before its ids and fields, but the time: per level, worked out once.
+_REQUEST_LINE_LEVELS = {level: _level_text(level)
+                        for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)}
 
 
 def _json_value(value: object) -> str:
