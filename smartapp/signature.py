@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 import calendar
+import functools
 import hashlib
 import hmac
 import re
@@ -31,12 +32,6 @@ _MAX_SIGNATURE_CHARS = 1024  # base64 of a 4096-bit signature is 684 characters
 _MAX_SIGNED_HEADERS = 16
 
 _SCHEME = "Signature "
-# name="value" pairs, comma-separated, no spaces; values are printable ASCII without quotes so
-# neither quote injection nor control characters (CR/LF/NUL) can reach a later step.
-_PARAM = r'[A-Za-z]+="[\x20\x21\x23-\x7e]*"'
-_PARAMS_RE = re.compile(rf"{_PARAM}(?:,{_PARAM})*")
-_PARAM_RE = re.compile(r'([A-Za-z]+)="([^"]*)"')
-_BASE64_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _HEADER_NAME_RE = re.compile(r"\(request-target\)|[a-z0-9][a-z0-9-]*")
 
 # RFC 1123 only, with the `UTC` zone SmartThings actually sends or the standard `GMT`.
@@ -68,48 +63,90 @@ class VerifiedRequest:
 
 
 def parse_authorization(value: str | None) -> SignatureParams:
-    """Parse `Signature keyId="…",signature="…",headers="…",algorithm="…"` strictly."""
+    """Parse `Signature keyId="…",signature="…",headers="…",algorithm="…"` strictly.
+
+    The parameters are `name="value"` pairs joined by commas with no spaces; names are ASCII letters and
+    values printable ASCII without quotes, so neither quote injection nor control characters (CR/LF/NUL)
+    can reach a later step.
+    """
     if not value:
         raise SignatureError("missing_authorization")
     if len(value) > _MAX_AUTHORIZATION_CHARS or not value.startswith(_SCHEME):
         raise SignatureError("malformed_authorization")
     rest = value[len(_SCHEME):]
-    if not _PARAMS_RE.fullmatch(rest):
+    # isprintable() on ASCII text: 0x20-0x7e, no control characters.
+    if not (rest.isascii() and rest.isprintable()):
         raise SignatureError("malformed_authorization")
     params: dict[str, str] = {}
-    for name, param_value in _PARAM_RE.findall(rest):
-        if name in params:
-            # Two keyIds (or two signatures) is ambiguity an attacker could exploit: reject.
+    start, end = 0, len(rest)
+    while True:
+        opening = rest.find('="', start)
+        closing = rest.find('"', opening + 2) if opening >= 0 else -1
+        name = rest[start:opening]
+        # The name's letters also keep `=` and quotes out of it; a second name is ambiguity an attacker could
+        # exploit (two keyIds, two signatures).
+        if closing < 0 or not name.isalpha() or name in params:
             raise SignatureError("malformed_authorization")
-        params[name] = param_value
+        params[name] = rest[opening + 2:closing]
+        start = closing + 2
+        if closing + 1 == end:
+            break
+        if rest[closing + 1] != ",":
+            raise SignatureError("malformed_authorization")
     key_id = params.get("keyId")
     signature = params.get("signature")
     algorithm = params.get("algorithm")
-    if not key_id or not signature or not algorithm:
-        raise SignatureError("malformed_authorization")
-    if len(signature) > _MAX_SIGNATURE_CHARS or not _BASE64_RE.fullmatch(signature):
+    if not key_id or not signature or not algorithm or len(signature) > _MAX_SIGNATURE_CHARS:
         raise SignatureError("malformed_authorization")
     # draft-cavage: a missing `headers` means "date" alone, which the header-set check then refuses.
-    names = params.get("headers", "date").lower().split(" ")
+    names = _signed_header_names(params.get("headers", "date"))
+    if names is None:
+        raise SignatureError("malformed_authorization")
+    return SignatureParams(
+        key_id=key_id,
+        signature=_strict_base64(signature, "malformed_authorization"),
+        headers=names,
+        algorithm=algorithm,
+    )
+
+
+@functools.lru_cache(maxsize=64)  # every request of a deployment names the same few header lists
+def _signed_header_names(text: str) -> tuple[str, ...] | None:
+    """The lower-cased signed header names in order, or None when the list is malformed."""
+    names = text.lower().split(" ")
     if (
         len(names) > _MAX_SIGNED_HEADERS
         or len(set(names)) != len(names)
         or not all(_HEADER_NAME_RE.fullmatch(name) for name in names)
     ):
-        raise SignatureError("malformed_authorization")
-    return SignatureParams(
-        key_id=key_id,
-        signature=base64.b64decode(signature),
-        headers=tuple(names),
-        algorithm=algorithm,
-    )
+        return None
+    return tuple(names)
+
+
+def _strict_base64(text: str, reason: str) -> bytes:
+    """Padded standard base64 only: whole 4-character groups, no other characters, `=` only as the last one or two."""
+    # strict_mode alone still takes `====` after a whole group.
+    if len(text) % 4 or "=" in text[:-2]:
+        raise SignatureError(reason)
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):  # ValueError: text outside ASCII
+        raise SignatureError(reason) from None
 
 
 def parse_http_date(value: str) -> float:
     """An RFC 1123 `Date` value (UTC/GMT zone only) as epoch seconds."""
+    seconds = _http_date_seconds(value)
+    if seconds is None:
+        raise SignatureError("malformed_date")
+    return seconds
+
+
+@functools.lru_cache(maxsize=64)  # concurrent requests are signed within the same few seconds
+def _http_date_seconds(value: str) -> float | None:
     match = _DATE_RE.fullmatch(value)
     if match is None:
-        raise SignatureError("malformed_date")
+        return None
     day, month, year, hour, minute, second = match.groups()
     day_i, month_i, year_i = int(day), _MONTHS[month], int(year)
     hour_i, minute_i, second_i = int(hour), int(minute), int(second)
@@ -120,7 +157,7 @@ def parse_http_date(value: str) -> float:
         or minute_i > 59
         or second_i > 59
     ):
-        raise SignatureError("malformed_date")
+        return None
     return float(calendar.timegm((year_i, month_i, day_i, hour_i, minute_i, second_i)))
 
 
@@ -140,9 +177,7 @@ def check_digest(value: str, body: bytes) -> None:
         expected = encoded
     if expected is None:
         raise SignatureError("unsupported_digest")
-    if not _BASE64_RE.fullmatch(expected):
-        raise SignatureError("malformed_digest")
-    claimed = base64.b64decode(expected)
+    claimed = _strict_base64(expected, "malformed_digest")
     if len(claimed) != 32:
         raise SignatureError("malformed_digest")
     # None of the SmartThings SDKs do this step; without it a body can be swapped under a valid signature.
