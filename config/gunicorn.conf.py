@@ -61,10 +61,12 @@ def pre_request(worker, req):
 
 
 def post_worker_init(worker):
-    """Each response leaves in one write (the headers with the body); imported here, after gevent's patching."""
-    from smartapp.one_write_response import install
+    """Each response leaves in one write (the headers with the body) and reuses its second's Date text;
+    imported here, after gevent's patching."""
+    from smartapp import gunicorn_date, one_write_response
 
-    install()
+    one_write_response.install()
+    gunicorn_date.install()
 
 
 # Each worker opens its own store connections after the fork (SQLite and Redis clients must not be shared).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import email.utils
 import json
 import time
 
@@ -34,7 +35,10 @@ def send(service, signer: Signer, body: dict):
 
 def test_every_lifecycle_end_to_end(service, signer, cloud):
     ping = load_fixture("ping.json")
-    assert requests.post(service.url + "/", json=ping, timeout=5).json() == {"pingData": ping["pingData"]}
+    answered = requests.post(service.url + "/", json=ping, timeout=5)
+    assert answered.json() == {"pingData": ping["pingData"]}
+    # The worker's Date text is made once a second (smartapp/gunicorn_date.py): still the current time.
+    assert abs(email.utils.parsedate_to_datetime(answered.headers["Date"]).timestamp() - time.time()) < 5
 
     confirmation = {
         "lifecycle": "CONFIRMATION", "appId": service.env["SMARTAPP_APP_ID"],
