@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import secrets
@@ -68,17 +67,27 @@ RECEIPT_TTL_SECONDS = 10
 DETECT_RETRY_SECONDS = 1.0
 
 
-@contextlib.contextmanager
-def _unavailable_as_503() -> Iterator[None]:
-    """The one place that turns "Redis cannot answer now" into StoreUnavailable."""
-    try:
-        yield
-    except _UNAVAILABLE_ERRORS as error:
-        raise StoreUnavailable(detail=unavailable_detail(error)) from None
-    except redis.exceptions.ResponseError as error:
-        if str(error).split(" ", 1)[0].upper() in _UNAVAILABLE_REPLIES:
-            raise StoreUnavailable(detail=f"redis: {str(error).split(' ', 1)[0]}") from None
-        raise
+class _UnavailableAs503:
+    """The one place that turns "Redis cannot answer now" into StoreUnavailable.
+
+    A class rather than a generator context manager: it wraps every store call, and one shared instance
+    costs no generator per use.
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: Any) -> bool:
+        if isinstance(error, _UNAVAILABLE_ERRORS):
+            raise StoreUnavailable(detail=unavailable_detail(error)) from None
+        if isinstance(error, redis.exceptions.ResponseError):
+            code = str(error).split(" ", 1)[0]
+            if code.upper() in _UNAVAILABLE_REPLIES:
+                raise StoreUnavailable(detail=f"redis: {code}") from None
+        return False  # anything else (or nothing) passes through unchanged
+
+
+_unavailable_as_503 = _UnavailableAs503()
 
 
 class _ServerClock:
@@ -209,7 +218,7 @@ class RedisStore:
 
     def get(self, installed_app_id: str) -> Installation | None:
         key = self.installation_key(installed_app_id)
-        with _unavailable_as_503():
+        with _unavailable_as_503:
             raw = self.client.hgetall(key)
         if not raw:
             return None
@@ -248,19 +257,19 @@ class RedisStore:
         keys = [self.installation_key(installed_app_id), self.link_key(installed_app_id),
                 self.link_receipt_key(installed_app_id), self.link_attempts_key(installed_app_id),
                 self.lock_key(installed_app_id)]
-        with _unavailable_as_503():
+        with _unavailable_as_503:
             self._scripts.command(keys, "DEL", *keys)
 
     def installed_app_ids(self) -> Iterator[str]:
         head = f"{self.prefix}:installation:"
         pattern = _glob_escape(head) + "*"
         seen: set[str] = set()  # SCAN may return a key more than once
-        with _unavailable_as_503():
+        with _unavailable_as_503:
             primaries = primary_clients(self.client)
         for primary in primaries:  # a cluster keeps each key on one primary: every one is scanned
             cursor = 0
             while True:
-                with _unavailable_as_503():
+                with _unavailable_as_503:
                     cursor, keys = primary.scan(cursor=cursor, match=pattern, count=500)
                 for key in keys:
                     tail = key.decode("utf-8", "replace")[len(head):]
@@ -275,7 +284,7 @@ class RedisStore:
 
         A replica, a demoted master, a cluster that is down or a full Redis all refuse it.
         """
-        with _unavailable_as_503():
+        with _unavailable_as_503:
             for key in readiness_keys(self.client, f"{self.prefix}:ready"):
                 self._scripts.command([key], "SET", key, "1", "PX", 10_000)
 
@@ -284,7 +293,7 @@ class RedisStore:
     def issue(self, installed_app_id: str, data: Mapping[str, Any], *, ttl_seconds: float) -> None:
         token = encode_link(self.cipher, installed_app_id, data)
         key, attempts = self.link_key(installed_app_id), self.link_attempts_key(installed_app_id)
-        with _unavailable_as_503():
+        with _unavailable_as_503:
             # A new link starts with no attempts. One key per command: while a cluster slot migrates, a
             # command on keys split between the two nodes is refused (TRYAGAIN).
             self._scripts.command([attempts], "DEL", attempts)
@@ -307,7 +316,7 @@ class RedisStore:
         return LinkAttempt(link) if link is not None else LinkAttempt(None, "oauth_link_not_pending")
 
     def pending(self, installed_app_id: str) -> dict | None:
-        with _unavailable_as_503():
+        with _unavailable_as_503:
             token = self.client.get(self.link_key(installed_app_id))
         return None if token is None else decode_link(self.cipher, installed_app_id, token)
 
@@ -325,11 +334,11 @@ class RedisStore:
         # 200 whatever it is, and until the write lands the lease still refuses an identical request. Done is
         # true whenever it lands, so it needs no deadline guard.
         key = self.replay_key(marker, installed_app_id)
-        with _unavailable_as_503():
+        with _unavailable_as_503:
             self._scripts.send([key], "SET", key, "d", "PX", _milliseconds(ttl_seconds))
 
     def release_marker(self, marker: str, *, owner: str, installed_app_id: str | None = None) -> None:
-        with _unavailable_as_503():  # compare-and-delete: a retry after a lost reply is harmless
+        with _unavailable_as_503:  # compare-and-delete: a retry after a lost reply is harmless
             self._scripts.run(self._release_lock, [self.replay_key(marker, installed_app_id)], ["p:" + owner])
 
     # --- KeyShare -----------------------------------------------------------------------------
@@ -343,7 +352,7 @@ class RedisStore:
 
     def share_key(self, key_id: str, value: str, *, ttl_seconds: float) -> None:
         key = self.shared_key_key(key_id)
-        with _unavailable_as_503():
+        with _unavailable_as_503:
             self._scripts.command([key], "SET", key, value, "PX", _milliseconds(ttl_seconds))
 
     # --- RefreshLock --------------------------------------------------------------------------
@@ -356,14 +365,14 @@ class RedisStore:
                              wait_seconds=wait_seconds)
 
     def release_lock(self, installed_app_id: str, owner: str) -> None:
-        with _unavailable_as_503():  # compare-and-delete: a retry after a lost reply is harmless
+        with _unavailable_as_503:  # compare-and-delete: a retry after a lost reply is harmless
             self._scripts.run(self._release_lock, [self.lock_key(installed_app_id)], [owner])
 
     # --- keys and lifecycle -------------------------------------------------------------------
 
     def verify_keys(self) -> None:
         key = self.keycheck_key
-        with _unavailable_as_503():
+        with _unavailable_as_503:
             token = self.client.get(key)
             if token is None:
                 legacy = self.client.get(self.legacy_keycheck_key)
@@ -384,7 +393,7 @@ class RedisStore:
         names = sorted(SECRET_FIELDS)
         for installed_app_id in list(self.installed_app_ids()):
             key = self.installation_key(installed_app_id)
-            with _unavailable_as_503():
+            with _unavailable_as_503:
                 tokens = self.client.hmget(key, names)
             stored = {name: token.decode("ascii", "replace") for name, token in zip(names, tokens) if token}
             rotated = rotate_secrets(self.cipher, installed_app_id, stored)
@@ -394,7 +403,7 @@ class RedisStore:
                 if self._run(self._rotate, [key], args)[2]:
                     changed += 1
         key = self.keycheck_key
-        with _unavailable_as_503():
+        with _unavailable_as_503:
             token = self.client.get(key)
             if token is not None:
                 self._scripts.command([key], "SET", key, self.cipher.rotate(token))
@@ -423,7 +432,7 @@ class RedisStore:
         """
         for attempt in range(2):
             started = time.time()
-            with _unavailable_as_503():
+            with _unavailable_as_503:
                 try:
                     reply = self._scripts.run(script, keys, [str(self._server_clock.deadline(started)), *args])
                 except ReplicasBehind:
