@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import json
 import logging
@@ -11,6 +12,8 @@ import sys
 import time
 import traceback
 from typing import Any, Callable, Iterable, Mapping
+
+from smartapp.after_turn import call_after_turn
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -269,12 +272,47 @@ def log_request(level: int, fields: dict[str, object]) -> None:
     line = "".join(('{"time": "', handler.formatter._utc_second(now),  # type: ignore[union-attr]
                     f".{int((now % 1) * 1000):03d}Z", _REQUEST_LINE_LEVELS.get(level) or _level_text(level),
                     scrub("".join(parts)), "}\n"))
+    if handler in _waiting_lines:
+        _waiting_lines[handler].append(line)
+    elif call_after_turn(lambda: _write_waiting(handler)):
+        _waiting_lines[handler] = [line]
+    else:
+        _write(handler, line)
+
+
+# In a gevent worker the request lines of one turn of its loop wait for its end and leave in one write (a
+# system call per line cost as much as making the line). Other lines write the waiting ones first.
+_waiting_lines: dict[logging.Handler, list[str]] = {}
+
+
+def _write_waiting(handler: logging.StreamHandler) -> None:
+    lines = _waiting_lines.pop(handler, None)
+    if lines:
+        _write(handler, "".join(lines))
+
+
+@atexit.register  # a worker that stops between a line and the end of its turn still writes the line
+def _write_all_waiting() -> None:
+    for handler in list(_waiting_lines):
+        _write_waiting(handler)
+
+
+def _write(handler: logging.StreamHandler, text: str) -> None:
     try:
         with handler.lock:  # type: ignore[union-attr]  # threads (gthread workers) write whole lines
-            handler.stream.write(line)
+            handler.stream.write(text)
             handler.stream.flush()
     except Exception:  # noqa: BLE001 - a broken log stream must not fail the request, as with logging
-        handler.handleError(logging.makeLogRecord({"msg": "request", "levelno": level}))
+        handler.handleError(logging.makeLogRecord({"msg": "request", "levelno": logging.INFO}))
+
+
+class _StreamHandler(logging.StreamHandler):
+    """The configured handler: request lines still waiting to be written go out before a line of its own."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self in _waiting_lines:
+            _write_waiting(self)
+        super().emit(record)
 
 
 def configured() -> bool:
@@ -285,7 +323,7 @@ def configured() -> bool:
 def configure(log_format: str = "json", *, stream=None) -> None:
     """Send the `smartapp` loggers to stdout in the chosen format (idempotent)."""
     logger = logging.getLogger("smartapp")
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = _StreamHandler(stream or sys.stdout)
     handler.setFormatter(TextFormatter() if log_format == "text" else JsonFormatter())
     for old in [h for h in logger.handlers if getattr(h, "_smartapp", False)]:
         logger.removeHandler(old)

@@ -129,3 +129,58 @@ def test_the_request_line_goes_through_logging_for_an_added_handler(json_stream)
         logging.getLogger("smartapp.request").removeHandler(handler)
     assert [record.status for record in seen] == [200]  # type: ignore[attr-defined]
     assert json.loads(json_stream.getvalue())["status"] == 200  # and still to the configured stream
+
+
+class CountingStream(io.StringIO):
+    """A string stream that counts its writes."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def gevent_turns(monkeypatch):
+    """after_turn as in a gevent worker: callbacks go to gevent's real hub loop; gevent.sleep(0) ends the turn."""
+    gevent = pytest.importorskip("gevent")
+    from smartapp import after_turn
+
+    monkeypatch.setattr(after_turn, "_loop", gevent.get_hub().loop)
+    return gevent
+
+
+def test_request_lines_of_one_turn_leave_in_one_write_at_its_end(gevent_turns):
+    stream = CountingStream()
+    logs.configure("json", stream=stream)
+    try:
+        with only_configured_handler():
+            logs.log_request(logging.INFO, {"status": 200, "lifecycle": "EVENT"})
+            logs.log_request(logging.WARNING, {"status": 401, "reason": "bad_signature"})
+            assert stream.getvalue() == ""  # waiting for the end of the turn
+            gevent_turns.sleep(0)
+    finally:
+        logs.configure("json")
+    assert [json.loads(line)["status"] for line in stream.getvalue().splitlines()] == [200, 401]
+    assert stream.writes == 1
+
+
+def test_a_line_through_logging_writes_the_waiting_request_lines_first(gevent_turns):
+    stream = CountingStream()
+    logs.configure("json", stream=stream)
+    try:
+        with only_configured_handler():
+            logs.log_request(logging.INFO, {"status": 200})
+            logging.getLogger("smartapp.request").warning("replay_marker_not_completed")
+            gevent_turns.sleep(0)  # nothing left to write
+    finally:
+        logs.configure("json")
+    assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == [
+        "request", "replay_marker_not_completed"]
+
+
+def test_outside_gevent_each_request_line_is_written_at_once(json_stream):
+    with only_configured_handler():
+        logs.log_request(logging.INFO, {"status": 200})
+        assert json.loads(json_stream.getvalue())["status"] == 200
