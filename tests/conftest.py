@@ -27,6 +27,16 @@ def _scrub_environment(monkeypatch):
             monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture
+def gevent_turns(monkeypatch):
+    """smartapp.after_turn as in a gevent worker, on gevent's real hub loop: `gevent_turns.sleep(0)` ends the turn."""
+    gevent = pytest.importorskip("gevent")
+    from smartapp import after_turn
+
+    monkeypatch.setattr(after_turn, "_loop", gevent.get_hub().loop)
+    return gevent
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     server = RedisServer().start()

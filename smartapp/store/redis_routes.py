@@ -11,7 +11,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
 
-from smartapp.store.redis_scripts import ScriptRunner
+from smartapp.store.redis_scripts import ScriptRunner, drop_connection
 
 log = logging.getLogger("smartapp.store")
 
@@ -45,7 +45,7 @@ class SentinelScriptRunner(ScriptRunner):
             except _CONNECTION_ERRORS:
                 pass  # sentinels unreachable says nothing about the master: keep the connections
         if connection.is_connected and self._master and (connection.host, connection.port) != self._master:
-            connection.disconnect()  # reconnects to the master the sentinels name now
+            drop_connection(connection)  # reconnects to the master the sentinels name now; what was due on the old one is gone
         return connection
 
     def _connect(self, connection: redis.connection.AbstractConnection) -> None:

@@ -114,7 +114,7 @@ class ScriptRunner:
             else:
                 connection.send_packed_command(packed, check_health=False)  # connects first
         except BaseException:
-            _drop(connection)
+            drop_connection(connection)
             self._idle.append(connection)
             raise
         connection._unread = unread + 1  # type: ignore[attr-defined]
@@ -151,7 +151,7 @@ class ScriptRunner:
                     replies = _log_unread_errors(replies, len(commands))
             except _CONNECTION_ERRORS:
                 # The reply may still be on its way: never read this socket again.
-                _drop(connection)
+                drop_connection(connection)
                 unread = 0
                 if attempt == self._retries:
                     self._idle.append(connection)  # disconnected; reconnects on next use
@@ -160,7 +160,7 @@ class ScriptRunner:
                 time.sleep(RETRY_DELAY_SECONDS)
                 continue
             except BaseException:
-                _drop(connection)  # e.g. interrupted mid-read: the socket's state is unknown
+                drop_connection(connection)  # e.g. interrupted mid-read: the socket's state is unknown
                 self._idle.append(connection)
                 raise
             reply = replies[-2] if self._wait else replies[-1]
@@ -233,7 +233,7 @@ def _send_whole(sock: Any, data: bytes) -> None:
         sock.sendall(memoryview(data)[sent:])
 
 
-def _drop(connection: redis.connection.AbstractConnection) -> None:
+def drop_connection(connection: redis.connection.AbstractConnection) -> None:
     """Disconnect, forgetting the replies still due on the old socket (it reconnects on next use)."""
     connection.disconnect()
     connection._unread = 0  # type: ignore[attr-defined]

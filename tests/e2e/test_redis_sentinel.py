@@ -99,3 +99,25 @@ def test_a_failover_during_a_stream_of_installs_with_wait_loses_no_acknowledged_
         assert lost == [], f"{len(lost)} of {len(acknowledged)} acknowledged INSTALLs lost ({statuses})"
     finally:
         sentinels.stop()
+
+
+def test_a_connection_left_for_a_new_master_forgets_the_replies_owed_on_the_old_one(redis_sentinel_set,
+                                                                                   redis_sentinel_url):
+    """A replay marker's "done" is sent without waiting for its reply; when the sentinels name another master,
+    the connection that owed that reply reconnects owing nothing, instead of waiting out its read timeout."""
+    store = RedisStore(make_redis_client(redis_sentinel_url), TokenCipher.from_env_value(TOKEN_KEY))
+    try:
+        done = uuid.uuid4().hex
+        assert store.claim(done, owner="first", lease_seconds=60).name == "CLAIMED"
+        store.complete(done, ttl_seconds=60)
+        runner = store._scripts
+        assert runner._idle[-1]._unread == 1
+        runner._master, runner._next_check = ("127.0.0.1", 1), time.monotonic() + 60  # "the master moved"
+        with redis_sentinel_set.admin(redis_sentinel_set.master()) as admin:
+            before = admin.info("commandstats")["cmdstat_evalsha"]["calls"]
+            assert store.claim(uuid.uuid4().hex, owner="second", lease_seconds=60).name == "CLAIMED"
+            # Once: waiting for a reply the new connection never owed would time out and send the claim again.
+            assert admin.info("commandstats")["cmdstat_evalsha"]["calls"] == before + 1
+        assert runner._idle[-1]._unread == 0
+    finally:
+        store.close()

@@ -141,16 +141,6 @@ class CountingStream(io.StringIO):
         return super().write(text)
 
 
-@pytest.fixture
-def gevent_turns(monkeypatch):
-    """after_turn as in a gevent worker: callbacks go to gevent's real hub loop; gevent.sleep(0) ends the turn."""
-    gevent = pytest.importorskip("gevent")
-    from smartapp import after_turn
-
-    monkeypatch.setattr(after_turn, "_loop", gevent.get_hub().loop)
-    return gevent
-
-
 def test_request_lines_of_one_turn_leave_in_one_write_at_its_end(gevent_turns):
     stream = CountingStream()
     logs.configure("json", stream=stream)
