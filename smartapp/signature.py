@@ -205,9 +205,17 @@ def signing_string(
         raise SignatureError("bad_signature") from None
 
 
+# Classes found to be RSA public keys: an ABC isinstance check on every request costs more than the lookup.
+_RSA_KEY_CLASSES: set[type] = set()
+
+
 def verify_rsa(key: RSAPublicKey, signature: bytes, message: bytes) -> None:
     """RSASSA-PKCS1-v1_5 with SHA-256 over `message`, with an RSA key of at least 2048 bits."""
-    if not isinstance(key, RSAPublicKey) or key.key_size < MIN_KEY_BITS:
+    if type(key) not in _RSA_KEY_CLASSES:
+        if not isinstance(key, RSAPublicKey):
+            raise SignatureError("unknown_key")
+        _RSA_KEY_CLASSES.add(type(key))
+    if key.key_size < MIN_KEY_BITS:
         raise SignatureError("unknown_key")
     try:
         key.verify(signature, message, _PKCS1, _SHA256)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -123,11 +124,19 @@ class KeyResolver:
         KeyUnavailable if the key server cannot be asked right now."""
         if key_id.startswith(LEGACY_PREFIX):
             return self._resolve_configured(key_id)
+        now = self._clock()
+        # Every signed request comes here with one of a few keyIds: a fresh cached key (its id was checked
+        # when it was cached) is served without the lock or the id's pattern. get() and move_to_end() are
+        # each atomic; a key evicted between the two is still the right key to verify this request with.
+        cached = self._keys.get(key_id)
+        if cached is not None and now < cached.fresh_until:
+            with contextlib.suppress(KeyError):
+                self._keys.move_to_end(key_id)
+            return cached.key
         if not _KEY_ID_RE.fullmatch(key_id):
             self._log_rejected("invalid_key_id", key_id)
             raise SignatureError("invalid_key_id")
 
-        now = self._clock()
         with self._lock:
             cached = self._keys.get(key_id)
             if cached is not None:

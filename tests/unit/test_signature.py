@@ -398,6 +398,15 @@ def test_clock_is_read_per_request(signer, keys):
     assert reason_of(lambda: check.verify(method="POST", headers=headers, body=BODY)) == "date_out_of_window"
 
 
+def test_a_key_that_is_not_rsa_is_refused_even_after_rsa_keys_were_used(signer, keys):
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    headers = signed(signer)
+    assert verifier(keys).verify(method="POST", headers=headers, body=BODY).key_id  # an RSA key's class is known
+    not_rsa = verifier(KeyRecorder(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    assert reason_of(lambda: not_rsa.verify(method="POST", headers=headers, body=BODY)) == "unknown_key"
+
+
 def test_small_rsa_key_from_resolver_is_refused(signer, small_key):
     headers = signed(signer, private_key=small_key)
     check = verifier(KeyRecorder(small_key.public_key()))
