@@ -1,6 +1,6 @@
 """The benchmark: this service, the official Node SDK and a bare-Flask floor, side by side in one run.
 
-Usage:  .venv/bin/python bench/run.py [--rounds 1] [--duration 10] [--connections 16] [--distinct 40000] [--quick]
+Usage:  .venv/bin/python bench/run.py [--rounds 1] [--duration 10] [--connections 16] [--distinct 60000] [--quick]
                                      [--baseline GIT-REF] [--slow-clients 256] [--only NAME,...]
 Needs:  wrk (apt-get install wrk), redis-server, node + npm (the Node SDK peer is installed into
         bench/node/ from its package-lock.json on first use), nginx for the proxied candidate
@@ -372,7 +372,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--distinct", type=int, default=40000, help="distinct signed requests per scenario")
+    parser.add_argument("--distinct", type=int, default=60000, help="distinct signed requests per scenario")
     parser.add_argument("--quick", action="store_true",
                         help="only the default deployment, the Node cluster, the floor and the ceilings")
     parser.add_argument("--scenarios", help="comma-separated scenario names to run (default: all)")
