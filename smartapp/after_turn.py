@@ -26,8 +26,9 @@ def call_after_turn(function: Callable[[], None]) -> bool:
     """Schedule `function` for when every greenlet made ready in this turn has run; False (not scheduled,
     the caller does it now) outside a gevent worker.
 
-    Work that several requests of one turn each need done once (flushing the log stream) is then done once
-    for all of them, still before the loop waits for anything.
+    Work that several requests of one turn each need done (writing their log lines) is then done once for
+    all of them, still before the loop waits for anything. The loop runs `function` itself: it must not wait
+    for a socket.
     """
     loop = _event_loop()
     if loop is None:

@@ -45,7 +45,8 @@ class SentinelScriptRunner(ScriptRunner):
             except _CONNECTION_ERRORS:
                 pass  # sentinels unreachable says nothing about the master: keep the connections
         if connection.is_connected and self._master and (connection.host, connection.port) != self._master:
-            drop_connection(connection)  # reconnects to the master the sentinels name now; what was due on the old one is gone
+            # Reconnects to the master the sentinels name now; what was due on the old socket is gone with it.
+            drop_connection(connection)
         return connection
 
     def _connect(self, connection: redis.connection.AbstractConnection) -> None:

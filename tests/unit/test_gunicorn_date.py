@@ -20,7 +20,8 @@ def clock(monkeypatch):
 
 
 def test_the_text_is_gunicorns_for_the_current_second(clock):
-    assert gunicorn_date.http_date() == gunicorn_date._original_http_date(clock.value) == "Sun, 06 Dec 2026 06:00:00 GMT"
+    expected = "Sun, 06 Dec 2026 06:00:00 GMT"
+    assert gunicorn_date.http_date() == gunicorn_date._original_http_date(clock.value) == expected
 
 
 def test_one_second_reuses_its_text_and_the_next_second_makes_a_new_one(clock):
