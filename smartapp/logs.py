@@ -272,8 +272,9 @@ def log_request(level: int, fields: dict[str, object]) -> None:
     line = "".join(('{"time": "', handler.formatter._utc_second(now),  # type: ignore[union-attr]
                     f".{int((now % 1) * 1000):03d}Z", _REQUEST_LINE_LEVELS.get(level) or _level_text(level),
                     scrub("".join(parts)), "}\n"))
-    if handler in _waiting_lines:
-        _waiting_lines[handler].append(line)
+    waiting = _waiting_lines.get(handler)
+    if waiting is not None:
+        waiting.append(line)
     elif call_after_turn(lambda: _write_waiting(handler)):
         _waiting_lines[handler] = [line]
     else:
@@ -310,8 +311,7 @@ class _StreamHandler(logging.StreamHandler):
     """The configured handler: request lines still waiting to be written go out before a line of its own."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self in _waiting_lines:
-            _write_waiting(self)
+        _write_waiting(self)
         super().emit(record)
 
 
