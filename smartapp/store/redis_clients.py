@@ -122,7 +122,8 @@ def script_runner(client: RedisClient, *, wait_replicas: int) -> Any:
         return ClusterScriptRunner(client, retries=RETRIES, wait_replicas=wait_replicas)
     if isinstance(client.connection_pool, SentinelConnectionPool):
         return SentinelScriptRunner(client.connection_pool, retries=RETRIES, wait_replicas=wait_replicas)
-    return ScriptRunner(client.connection_pool, retries=RETRIES, wait_replicas=wait_replicas)
+    # One server: in a gevent worker its calls share one connection, a loop turn's commands in one write.
+    return ScriptRunner(client.connection_pool, retries=RETRIES, wait_replicas=wait_replicas, pipelined=True)
 
 
 def deployment_kind(client: RedisClient) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -54,7 +55,9 @@ class ScriptRunner:
     returned once that many replicas have it. Scripts Redis does not know are loaded on the spot.
     """
 
-    def __init__(self, pool: redis.ConnectionPool, *, retries: int, wait_replicas: int = 0) -> None:
+    def __init__(self, pool: redis.ConnectionPool, *, retries: int, wait_replicas: int = 0,
+                 pipelined: bool = False) -> None:
+        """`pipelined`: in a gevent worker, calls share one auto-pipelined connection (redis_autopipe.py)."""
         self.pool = pool
         self._retries = retries
         self._wait = wait_replicas
@@ -65,6 +68,11 @@ class ScriptRunner:
         self._opened = 0
         self._lock = threading.Lock()
         self._fork = _forks[0]
+        # Without WAIT, TLS or redis-py's Python parser (the pipeline feeds hiredis itself); known at first use.
+        self._pipelinable = (pipelined and not wait_replicas and _INCOMPLETE is not None and _hiredis_pack is not None
+                             and not issubclass(pool.connection_class, redis.connection.SSLConnection))
+        self._pipeline: Any = None
+        self._pipeline_fork = -1
 
     def _checkout(self) -> redis.connection.AbstractConnection:
         if self._fork != _forks[0]:
@@ -84,10 +92,17 @@ class ScriptRunner:
         """Nothing to do: sending connects a plain connection itself, trying the handshake once."""
 
     def run(self, script: Script, keys: list[str], args: list[str], *, asking: bool = False) -> Any:
-        return self._call(("EVALSHA", script.sha, len(keys), *keys, *args), keys[0], script, asking)
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        pipeline = None if asking else self._current_pipeline()
+        if pipeline is not None:
+            return self._pipelined(pipeline, command, script)
+        return self._call(command, keys[0], script, asking)
 
     def command(self, keys: list[str], *command: Any, asking: bool = False) -> Any:
         """A plain write (SET, DEL, ...) on `keys`, acknowledged like the scripts."""
+        pipeline = None if asking else self._current_pipeline()
+        if pipeline is not None:
+            return self._pipelined(pipeline, command, None)
         return self._call(command, keys[0], None, asking)
 
     def send(self, keys: list[str], *command: Any, asking: bool = False) -> None:
@@ -99,6 +114,10 @@ class ScriptRunner:
         """
         if self._wait or asking:
             self._call(command, keys[0], None, asking)
+            return
+        pipeline = self._current_pipeline()
+        if pipeline is not None:
+            pipeline.send(_hiredis_pack(command))
             return
         connection = self._checkout()
         unread = getattr(connection, "_unread", 0)
@@ -186,12 +205,55 @@ class ScriptRunner:
                 raise ReplicasBehind(int(replies[-1]), self._wait)
             return reply
 
+    def _current_pipeline(self) -> Any:
+        """This process's auto-pipeline when calls may use it (pipelined, in a gevent worker's greenlet), else None."""
+        if self._pipeline_fork != _forks[0]:
+            # Decided once per process: the parent's pipeline (and its event loop) is not this one's.
+            self._pipeline_fork, self._pipeline = _forks[0], None
+            if self._pipelinable and _patched_by_gevent():
+                from smartapp.store.redis_autopipe import AutoPipeline
+
+                self._pipeline = AutoPipeline(lambda: self.pool.connection_class(**self.pool.connection_kwargs),
+                                              timeout=self.pool.connection_kwargs.get("socket_timeout") or 1.0,
+                                              incomplete=_INCOMPLETE)
+        pipeline = self._pipeline
+        return pipeline if pipeline is not None and pipeline.usable_here() else None
+
+    def _pipelined(self, pipeline: Any, command: tuple, script: Script | None) -> Any:
+        """`command` on the auto-pipeline, with _call's single retry, loading a script Redis does not know."""
+        attempt, loaded = 0, False
+        while True:
+            try:
+                reply = pipeline.call(_hiredis_pack(command))
+                if isinstance(reply, redis.exceptions.NoScriptError) and script is not None and not loaded:
+                    loaded = True  # Redis restarted or flushed its scripts: load once, then run again
+                    reply = pipeline.call(_hiredis_pack(("SCRIPT", "LOAD", script.script)))
+                    if not isinstance(reply, Exception):
+                        continue
+            except _CONNECTION_ERRORS:
+                if attempt == self._retries:
+                    raise
+                attempt += 1
+                time.sleep(RETRY_DELAY_SECONDS)
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
+
     def close(self) -> None:
         """Close the idle connections (all of them, between requests)."""
         if self._fork != _forks[0]:
             return
         while self._idle:
             self._idle.pop().disconnect()
+        if self._pipeline_fork == _forks[0] and self._pipeline is not None:
+            self._pipeline.close()
+
+
+def _patched_by_gevent() -> bool:
+    """A gevent worker: its sockets wait by switching greenlets, which the auto-pipeline builds on."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
 
 
 def _packed(connection: redis.connection.AbstractConnection, command: tuple) -> list[bytes]:
