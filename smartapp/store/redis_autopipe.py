@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
+import weakref
 from collections import deque
 from typing import Any, Callable
 
 import redis
 from gevent import getcurrent
-from gevent.hub import Waiter, get_hub
+from gevent.hub import Hub, Waiter
 from gevent.lock import Semaphore
-from gevent.monkey import get_original
 
 log = logging.getLogger("smartapp.store")
 
 _RECEIVE_BYTES = 65536
-_native_thread_id = get_original("_thread", "get_ident")  # gevent's patched one names the greenlet
 _NO_CALLER = None  # the slot of a write whose reply nobody waits for
+_LIVE: "weakref.WeakSet[AutoPipeline]" = weakref.WeakSet()
+
+
+def loop_hub() -> Hub | None:
+    """The hub whose greenlet is calling, when it may wait for that hub's loop (a request's greenlet), else None."""
+    parent = getcurrent().parent
+    return parent if isinstance(parent, Hub) else None
 
 
 class AutoPipeline:
@@ -31,15 +38,14 @@ class AutoPipeline:
     reply on it could otherwise wake the wrong caller. The next call connects again.
     """
 
-    def __init__(self, connect: Callable[[], redis.connection.AbstractConnection], *, timeout: float,
+    def __init__(self, connect: Callable[[], redis.connection.AbstractConnection], hub: Hub, *, timeout: float,
                  incomplete: Any) -> None:
-        """For the calling thread's event loop. `connect` makes an unconnected redis-py connection with a
-        hiredis reader, which answers `incomplete` while a reply has not fully arrived."""
+        """On `hub`'s loop. `connect` makes an unconnected redis-py connection with a hiredis reader, which
+        answers `incomplete` while a reply has not fully arrived."""
         self._new_connection = connect
         self._incomplete = incomplete
-        self._hub = get_hub()
-        self._loop = self._hub.loop
-        self._thread = _native_thread_id()
+        self._hub = hub
+        self._loop = hub.loop
         self._timeout = timeout
         self._connect_lock = Semaphore()
         self._connection: redis.connection.AbstractConnection | None = None
@@ -53,10 +59,12 @@ class AutoPipeline:
         self._flush_scheduled = False
         # One [waiter or _NO_CALLER, when it was queued] per command queued or sent, oldest first.
         self._slots: deque[list] = deque()
+        _LIVE.add(self)
 
     def usable_here(self) -> bool:
-        """Whether the caller can wait for a reply here: a greenlet of this pipeline's loop, not the loop itself."""
-        return getcurrent() is not self._hub and _native_thread_id() == self._thread
+        """Whether the caller can wait for a reply: a greenlet of this pipeline's loop, not the loop itself."""
+        current = getcurrent()
+        return current.parent is self._hub or current is self._hub.parent
 
     def call(self, packed: bytes) -> Any:
         """The reply, an error reply as its exception value; ConnectionError or TimeoutError when none came."""
@@ -165,6 +173,18 @@ class AutoPipeline:
             self._fail(redis.exceptions.TimeoutError("Timeout reading from socket"))
 
     def _fail(self, error: Exception) -> None:
+        slots = self._tear_down()
+        in_loop = getcurrent() is self._hub
+        for waiter, _ in slots:
+            if waiter is _NO_CALLER:
+                continue
+            if in_loop:
+                waiter.throw(error)
+            else:
+                self._loop.run_callback(waiter.throw, error)
+
+    def _tear_down(self) -> deque[list]:
+        """Stop watching, close the connection and forget what was queued; the slots of the calls it had."""
         connection, slots = self._connection, self._slots
         for watcher in (self._readable, self._writable, self._deadlines):
             if watcher is not None:
@@ -174,12 +194,15 @@ class AutoPipeline:
         self._readable = self._writable = self._deadlines = None
         self._slots, self._queued, self._unsent = deque(), [], b""
         if connection is not None:
-            connection.disconnect()
-        in_loop = getcurrent() is self._hub
-        for waiter, _ in slots:
-            if waiter is _NO_CALLER:
-                continue
-            if in_loop:
-                waiter.throw(error)
-            else:
-                self._loop.run_callback(waiter.throw, error)
+            connection.disconnect()  # in a forked child: closes its copy only, the parent's socket stays up
+        return slots
+
+
+def _forget_inherited() -> None:
+    """In a forked child: the parent's pipelines, their socket and the watchers the loop kept, are not its own.
+    Left running, the child would read the parent's replies and send what the parent queued a second time."""
+    for pipeline in list(_LIVE):
+        pipeline._tear_down()  # its callers are the parent's greenlets: nothing to wake here
+
+
+os.register_at_fork(after_in_child=_forget_inherited)

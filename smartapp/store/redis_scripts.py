@@ -206,18 +206,24 @@ class ScriptRunner:
             return reply
 
     def _current_pipeline(self) -> Any:
-        """This process's auto-pipeline when calls may use it (pipelined, in a gevent worker's greenlet), else None."""
+        """This process's auto-pipeline when the caller may use it (a request's greenlet in a gevent worker)."""
         if self._pipeline_fork != _forks[0]:
-            # Decided once per process: the parent's pipeline (and its event loop) is not this one's.
+            # The parent's pipeline (and its event loop) is not this process's.
             self._pipeline_fork, self._pipeline = _forks[0], None
-            if self._pipelinable and _patched_by_gevent():
-                from smartapp.store.redis_autopipe import AutoPipeline
-
-                self._pipeline = AutoPipeline(lambda: self.pool.connection_class(**self.pool.connection_kwargs),
-                                              timeout=self.pool.connection_kwargs.get("socket_timeout") or 1.0,
-                                              incomplete=_INCOMPLETE)
         pipeline = self._pipeline
-        return pipeline if pipeline is not None and pipeline.usable_here() else None
+        if pipeline is None:
+            if not self._pipelinable or not _patched_by_gevent():
+                return None
+            from smartapp.store.redis_autopipe import AutoPipeline, loop_hub
+
+            hub = loop_hub()  # made by a greenlet of the loop it belongs to, never by another thread
+            if hub is None:
+                return None
+            pipeline = self._pipeline = AutoPipeline(
+                lambda: self.pool.connection_class(**self.pool.connection_kwargs), hub,
+                timeout=self.pool.connection_kwargs.get("socket_timeout") or 1.0, incomplete=_INCOMPLETE)
+        # A native thread takes connections of its own; the loop itself cannot wait for a reply at all.
+        return pipeline if pipeline.usable_here() else None
 
     def _pipelined(self, pipeline: Any, command: tuple, script: Script | None) -> Any:
         """`command` on the auto-pipeline, with _call's single retry, loading a script Redis does not know."""

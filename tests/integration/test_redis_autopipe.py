@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Each runs in a process of its own: gevent patches the standard library before anything imports it, as in a
 # worker (the scenarios module is never imported here, it would patch the test process).
-SCENARIOS = ("concurrent_requests", "flushed_scripts", "forked_child", "frozen_server", "killed_connection",
+SCENARIOS = ("cancelled_waiters", "concurrent_requests", "flushed_scripts", "forked_child", "frozen_server", "killed_connection",
              "large_write", "native_thread", "unacknowledged_error")
 
 
@@ -28,3 +28,4 @@ def test_every_scenario_is_run():
 def test_auto_pipelined_store_calls_in_a_gevent_process(scenario, redis_url):
     done = run_scenarios(scenario, redis_url)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr  # e.g. an exception in one of the loop's callbacks

@@ -52,14 +52,62 @@ def concurrent_requests(store: RedisStore, admin: redis.Redis) -> None:
             marker = secrets.token_hex(32)
             assert claim(store, marker) is ReplayState.CLAIMED
             store.complete(marker, ttl_seconds=60)
-            assert claim(store, marker) is ReplayState.DONE
+            assert echo(store) and claim(store, marker) is ReplayState.DONE
 
+    failures = count_failures()
     greenlets = [gevent.spawn(request, index) for index in range(40)]
     gevent.joinall(greenlets, raise_error=True)
-    commands = 40 * 25 * 3
-    assert store._scripts._pipeline is not None
+    commands = 40 * 25 * 4
+    assert store._scripts._pipeline is not None and failures == [], failures
     assert script_connections(admin) == 1, script_connections(admin)
     assert flushes[0] < commands / 10, (flushes[0], commands)
+
+
+def echo(store: RedisStore) -> bool:
+    """A call whose reply is the caller's own token: another caller's reply would not match."""
+    token = secrets.token_hex(8).encode()
+    reply = store._scripts.command(["echo"], "ECHO", token)
+    assert reply == token, (reply, token)
+    return True
+
+
+def count_failures() -> list[str]:
+    """Every time a pipeline fails its calls, from now on (a retry would hide it from the callers)."""
+    failures: list[str] = []
+    fail = AutoPipeline._fail
+
+    def counted_fail(self: AutoPipeline, error: Exception) -> None:
+        failures.append(repr(error))
+        fail(self, error)
+
+    AutoPipeline._fail = counted_fail
+    return failures
+
+
+def cancelled_waiters(store: RedisStore, admin: redis.Redis) -> None:
+    """Callers that stop waiting (a gevent.Timeout, a kill) leave their replies to be dropped, not handed on."""
+    failures = count_failures()
+    answered = [0]
+
+    def patient() -> None:
+        for _ in range(200):
+            assert echo(store)
+            answered[0] += 1
+
+    def impatient() -> None:
+        for _ in range(200):
+            with gevent.Timeout(0.00001, False):
+                echo(store)
+
+    def killed() -> None:
+        for _ in range(100):
+            caller = gevent.spawn(echo, store)
+            gevent.sleep(0)
+            caller.kill()
+
+    gevent.joinall([gevent.spawn(patient) for _ in range(10)] + [gevent.spawn(impatient) for _ in range(5)]
+                   + [gevent.spawn(killed) for _ in range(5)], raise_error=True)
+    assert answered[0] == 2000 and failures == [], (answered[0], failures)
 
 
 def killed_connection(store: RedisStore, admin: redis.Redis) -> None:
@@ -135,7 +183,8 @@ def large_write(store: RedisStore, admin: redis.Redis) -> None:
 
 
 def native_thread(store: RedisStore, admin: redis.Redis) -> None:
-    """A real OS thread cannot wait on the event loop: its calls take the connections of their own."""
+    """A real OS thread cannot wait on the event loop: its calls take connections of their own, the first call
+    of the process included, and the worker's greenlets still get the pipeline afterwards."""
     start_thread = monkey.get_original("_thread", "start_new_thread")
     allocate = monkey.get_original("_thread", "allocate_lock")
     done, outcome = allocate(), []
@@ -148,35 +197,48 @@ def native_thread(store: RedisStore, admin: redis.Redis) -> None:
         finally:
             done.release()
 
-    assert claim(store, secrets.token_hex(32)) is ReplayState.CLAIMED  # the pipeline exists
     start_thread(in_thread, ())
     while not done.acquire(False):
         gevent.sleep(0.01)
     assert outcome == [(ReplayState.CLAIMED, ReplayState.IN_PROGRESS)], outcome
-    assert store._scripts._idle, "the thread's call used a connection of its own"
+    assert store._scripts._pipeline is None and store._scripts._idle, "the thread used a connection of its own"
+    assert echo(store) and store._scripts._pipeline is not None
 
 
 def forked_child(store: RedisStore, admin: redis.Redis) -> None:
-    """A child forked after the parent used its pipeline makes its own, and the parent's goes on working."""
-    assert claim(store, secrets.token_hex(32)) is ReplayState.CLAIMED
+    """A fork while calls are in flight: the parent's callers get their own replies, a write queued before the
+    fork is applied once, and the child makes its own pipeline."""
+    failures = count_failures()
+    assert echo(store)
     parents = store._scripts._pipeline
+    running = [True]
+
+    def busy() -> None:
+        while running[0]:
+            assert echo(store)
+
+    greenlets = [gevent.spawn(busy) for _ in range(10)]
+    gevent.sleep(0.05)
+    store._scripts.send(["forks"], "INCR", "forks")
     child = os.fork()
     if child == 0:
         try:
-            marker = secrets.token_hex(32)
-            ok = claim(store, marker) is ReplayState.CLAIMED and store._scripts._pipeline is not parents
+            time.sleep(0.3)  # the parent's replies arrive meanwhile: the child must not read them
+            ok = echo(store) and store._scripts._pipeline is not parents
             os._exit(0 if ok else 1)
         except BaseException:  # noqa: BLE001 - the child reports by its exit status
             os._exit(2)
     _, status = os.waitpid(child, 0)
+    running[0] = False
+    gevent.joinall(greenlets, raise_error=True)
     assert os.waitstatus_to_exitcode(status) == 0, status
-    assert claim(store, secrets.token_hex(32)) is ReplayState.CLAIMED
-    assert store._scripts._pipeline is parents
+    assert store._scripts._pipeline is parents and failures == [], failures
+    assert admin.get("forks") == b"1"
 
 
 SCENARIOS = {function.__name__: function for function in (
-    concurrent_requests, killed_connection, frozen_server, flushed_scripts, unacknowledged_error, large_write,
-    native_thread, forked_child)}
+    concurrent_requests, cancelled_waiters, killed_connection, frozen_server, flushed_scripts,
+    unacknowledged_error, large_write, native_thread, forked_child)}
 
 
 def main(name: str, url: str) -> None:
@@ -186,7 +248,8 @@ def main(name: str, url: str) -> None:
     store = RedisStore(make_redis_client(f"{url}?client_name={CLIENT_NAME}"), TokenCipher.from_env_value(TOKEN_KEY))
     admin = redis.Redis.from_url(url)
     try:
-        SCENARIOS[name](store, admin)
+        # In a greenlet of the hub's, as a worker serves each request.
+        gevent.spawn(SCENARIOS[name], store, admin).get()
     finally:
         store.close()
         admin.close()
