@@ -9,11 +9,16 @@ _UNKNOWN = object()
 _loop: Any = _UNKNOWN  # the gevent hub's loop of this process, None without gevent's patching
 
 
+def patched_by_gevent() -> bool:
+    """A gevent worker: the socket module waits by switching greenlets, and an event loop runs them."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("socket")
+
+
 def _event_loop() -> Any:
     global _loop
     if _loop is _UNKNOWN:
-        monkey = sys.modules.get("gevent.monkey")
-        if monkey is not None and monkey.is_module_patched("socket"):
+        if patched_by_gevent():
             from gevent import get_hub
 
             _loop = get_hub().loop

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -12,6 +11,8 @@ from typing import Any
 
 import redis
 from redis.commands.core import Script
+
+from smartapp.after_turn import patched_by_gevent
 
 try:  # installed with redis[hiredis]; packs a command ten times faster than redis-py's encoder
     from hiredis import pack_command as _hiredis_pack
@@ -68,7 +69,8 @@ class ScriptRunner:
         self._opened = 0
         self._lock = threading.Lock()
         self._fork = _forks[0]
-        # Without WAIT, TLS or redis-py's Python parser (the pipeline feeds hiredis itself); known at first use.
+        # Without WAIT, TLS or redis-py's Python parser (the pipeline feeds hiredis itself). The pipeline is made
+        # by the first call from a greenlet of a gevent worker's loop.
         self._pipelinable = (pipelined and not wait_replicas and _INCOMPLETE is not None and _hiredis_pack is not None
                              and not issubclass(pool.connection_class, redis.connection.SSLConnection))
         self._pipeline: Any = None
@@ -212,7 +214,7 @@ class ScriptRunner:
             self._pipeline_fork, self._pipeline = _forks[0], None
         pipeline = self._pipeline
         if pipeline is None:
-            if not self._pipelinable or not _patched_by_gevent():
+            if not self._pipelinable or not patched_by_gevent():
                 return None
             from smartapp.store.redis_autopipe import AutoPipeline, loop_hub
 
@@ -254,12 +256,6 @@ class ScriptRunner:
             self._idle.pop().disconnect()
         if self._pipeline_fork == _forks[0] and self._pipeline is not None:
             self._pipeline.close()
-
-
-def _patched_by_gevent() -> bool:
-    """A gevent worker: its sockets wait by switching greenlets, which the auto-pipeline builds on."""
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_module_patched("socket")
 
 
 def _packed(connection: redis.connection.AbstractConnection, command: tuple) -> list[bytes]:
