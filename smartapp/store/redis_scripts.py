@@ -74,12 +74,15 @@ class ScriptRunner:
         self._pipelinable = (pipelined and not wait_replicas and _INCOMPLETE is not None and _hiredis_pack is not None
                              and not issubclass(pool.connection_class, redis.connection.SSLConnection))
         self._pipeline: Any = None
-        self._pipeline_fork = -1
+
+    def _leave_the_parents(self) -> None:
+        if self._fork != _forks[0]:
+            # Connections (and the pipeline, with its event loop) inherited across fork belong to the parent:
+            # leave them, open our own.
+            self._idle, self._opened, self._pipeline, self._fork = deque(), 0, None, _forks[0]
 
     def _checkout(self) -> redis.connection.AbstractConnection:
-        if self._fork != _forks[0]:
-            # Connections inherited across fork belong to the parent: leave them, open our own.
-            self._idle, self._opened, self._fork = deque(), 0, _forks[0]
+        self._leave_the_parents()
         try:
             return self._idle.pop()
         except IndexError:
@@ -209,9 +212,7 @@ class ScriptRunner:
 
     def _current_pipeline(self) -> Any:
         """This process's auto-pipeline when the caller may use it (a request's greenlet in a gevent worker)."""
-        if self._pipeline_fork != _forks[0]:
-            # The parent's pipeline (and its event loop) is not this process's.
-            self._pipeline_fork, self._pipeline = _forks[0], None
+        self._leave_the_parents()
         pipeline = self._pipeline
         if pipeline is None:
             if not self._pipelinable or not patched_by_gevent():
@@ -254,7 +255,7 @@ class ScriptRunner:
             return
         while self._idle:
             self._idle.pop().disconnect()
-        if self._pipeline_fork == _forks[0] and self._pipeline is not None:
+        if self._pipeline is not None:
             self._pipeline.close()
 
 
