@@ -31,12 +31,17 @@ bind = f"0.0.0.0:{env.get('PORT') or '8000'}"
 # (Heroku's router passes request bodies through as they arrive), and with sync workers four connections
 # trickling one byte a second stopped it (bench/run.py --slow-clients: the README has the figures).
 # gevent patches the standard library when the worker starts, after the fork: see _settings_module above.
-worker_class = env.get("GUNICORN_WORKER_CLASS", "gevent")
+# The default is gunicorn's gevent worker with HTTP/1.1 parsed by llhttp (smartapp/serving/worker.py): the same
+# connections and limits at well under half of gunicorn's per-request cost. GUNICORN_WORKER_CLASS=gevent is
+# gunicorn's own. gunicorn imports the class in this process; the smartapp package imports nothing else here.
+DEFAULT_WORKER_CLASS = "smartapp.serving.worker.Worker"
+worker_class = env.get("GUNICORN_WORKER_CLASS", DEFAULT_WORKER_CLASS)
 # gevent: one worker per core, each serving all its connections; a second per core only adds process switches
 # and idle wake-ups (bench/run.py: 15% less CPU per signed request with 2 than with 4 on 2 cores). Sync and
 # gthread workers wait on Redis and remote calls without serving, so they get two per core.
 # Heroku sets WEB_CONCURRENCY from the dyno size.
-workers = int(env.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * (1 if worker_class == "gevent" else 2))
+_one_per_core = worker_class in ("gevent", DEFAULT_WORKER_CLASS)
+workers = int(env.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * (1 if _one_per_core else 2))
 threads = int(env.get("GUNICORN_THREADS", "1"))
 # gevent and gthread: how many connections one worker holds at once. With gthread, keep-alive connections
 # stay with the worker that accepted them; a low cap spreads them over the workers, but connections beyond
@@ -51,6 +56,7 @@ graceful_timeout = 20
 keepalive = 5
 # A request body must keep arriving: a connection that sends none of it for this long is answered 400 and
 # dropped. SmartThings sends a body at once; a stalled one would otherwise hold its greenlet for ever.
+# (This hook is for gunicorn's own workers; the default worker applies the same figure itself.)
 BODY_STALL_SECONDS = 5.0
 
 

@@ -30,9 +30,14 @@ SLOW_CONNECTIONS = 256
 
 @pytest.mark.slow
 def test_the_default_worker_class_is_gevent(tmp_path):
+    from gunicorn.util import load_class
+    from gunicorn.workers.ggevent import GeventWorker
+
     from tests.support.deploy_kit import gunicorn_config
 
-    assert gunicorn_config(tmp_path, {})["worker_class"] == "gevent"
+    default = gunicorn_config(tmp_path, {})["worker_class"]
+    assert issubclass(load_class(default), GeventWorker)
+    assert gunicorn_config(tmp_path, {"GUNICORN_WORKER_CLASS": "gevent"})["worker_class"] == "gevent"
 
 
 def test_the_procfile_and_the_image_serve_with_the_config_s_worker_class():
@@ -49,9 +54,11 @@ def test_the_procfile_and_the_image_serve_with_the_config_s_worker_class():
 
 
 def test_the_gunicorn_master_imports_nothing_a_gevent_worker_must_patch(tmp_path):
-    """The config runs in the master before the fork; modules it imports are never patched in the workers."""
-    script = (f"import runpy, sys; runpy.run_path({str(GUNICORN_CONFIG)!r}); "
-              "print(sorted(m for m in ('smartapp', 'requests', 'urllib3', 'redis', 'flask', 'cryptography') "
+    """The config and the worker class gunicorn loads from it run in the master before the fork; modules they
+    import are never patched in the workers."""
+    script = (f"import runpy, sys; from gunicorn.util import load_class; "
+              f"load_class(runpy.run_path({str(GUNICORN_CONFIG)!r})['worker_class']); "
+              "print(sorted(m for m in ('smartapp.app', 'requests', 'urllib3', 'redis', 'flask', 'cryptography') "
               "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                             timeout=60, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})

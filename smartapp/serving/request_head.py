@@ -1,0 +1,30 @@
+"""One HTTP/1 request as the parser reports it: target, header fields, and the body received so far."""
+
+from __future__ import annotations
+
+
+class RequestHead:
+    """Filled by the connection's parser callbacks; the body grows as the application reads it."""
+
+    __slots__ = ("method", "target", "fields", "version", "keep_alive", "headers_done", "complete", "body",
+                 "expects_continue")
+
+    def __init__(self) -> None:
+        self.method = ""
+        self.target = b""
+        self.fields: list[tuple[bytes, bytes]] = []
+        self.version = "1.1"
+        self.keep_alive = False
+        self.headers_done = False  # the blank line after the fields has arrived
+        self.complete = False  # the whole body has arrived
+        self.body = bytearray()
+        self.expects_continue = False  # "Expect: 100-continue", not yet answered
+
+
+class Refused(Exception):
+    """A request answered by the server itself, before or instead of the application, and the connection closed."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason

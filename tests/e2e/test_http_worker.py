@@ -1,0 +1,365 @@
+"""The default worker's HTTP/1.1 (smartapp/serving), seen from a raw socket: gunicorn with config/gunicorn.conf.py
+serving an app that echoes its WSGI environ."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from testbed.redis_server import free_port
+from testbed.service import GUNICORN_CONFIG, ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+class EchoServer:
+    def __init__(self, log_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("GUNICORN_", "SMARTAPP_")) and k not in ("FORWARDED_ALLOW_IPS", "DYNO")}
+        full_env = {**clean, "WEB_CONCURRENCY": "1", "PYTHONPATH": str(ROOT), **(env or {})}
+        self.log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), "--bind", f"127.0.0.1:{self.port}",
+             *args, "tests.support.echo_wsgi:app"],
+            cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{self.port}/", timeout=0.5)
+                return
+            except (requests.ConnectionError, requests.Timeout):
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn did not start: " + log_path.read_text()[-2000:])
+
+    def connect(self, timeout: float = 5.0) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    echo = EchoServer(tmp_path_factory.mktemp("echo") / "gunicorn.log")
+    yield echo
+    echo.stop()
+    log = echo.output()
+    expected = log.count("RuntimeError: the app failed on purpose") + log.count("ValueError: a response field with")
+    assert log.count("Traceback") == expected, log[-3000:]
+
+
+class Reader:
+    """HTTP/1.1 responses read off one socket, framed by Content-Length."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _more(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buffer += data
+        return bool(data)
+
+    def response(self) -> tuple[int, dict[str, str], bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            if not self._more():
+                raise ConnectionError("closed before a response: %r" % self.buffer)
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        status = int(status_line.split()[1])
+        length = int(headers.get("content-length", 0)) if status not in (100, 204, 304) else 0
+        while len(self.buffer) < length:
+            if not self._more():
+                raise ConnectionError("closed inside a body")
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return status, headers, body
+
+    def closed(self) -> bool:
+        """True when the server closes the connection with nothing more to send."""
+        try:
+            return not self._more() and not self.buffer
+        except ConnectionResetError:
+            return True
+
+
+def exchange(server: EchoServer, payload: bytes) -> tuple[int, dict[str, str], bytes, bool]:
+    """One request on a fresh connection: status, headers, body, and whether the server then closed."""
+    with server.connect() as sock:
+        sock.sendall(payload)
+        reader = Reader(sock)
+        status, headers, body = reader.response()
+        sock.settimeout(1.0)
+        try:
+            closed = reader.closed()
+        except TimeoutError:
+            closed = False
+        return status, headers, body, closed
+
+
+def test_the_environ_is_what_pep_3333_and_gunicorn_give(server):
+    status, headers, body, _ = exchange(server, (
+        b"GET /a%20b/c?x=1&y=%20 HTTP/1.1\r\nHost: example.test:8443\r\nX-Twice: one\r\nx-twice: two\r\n"
+        b"X_Underscore: dropped\r\nX-Forwarded-Proto: https\r\nContent-Type: text/plain\r\n\r\n"))
+    assert status == 200 and headers["content-type"] == "application/json" and "date" in headers
+    seen = json.loads(body)
+    assert seen["REQUEST_METHOD"] == "GET"
+    assert seen["PATH_INFO"] == "/a b/c"
+    assert seen["QUERY_STRING"] == "x=1&y=%20"
+    assert seen["RAW_URI"] == "/a%20b/c?x=1&y=%20"
+    assert seen["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert seen["SERVER_PORT"] == str(server.port) and seen["REMOTE_ADDR"] == "127.0.0.1"
+    assert seen["SCRIPT_NAME"] == "" and seen["CONTENT_TYPE"] == "text/plain"
+    assert seen["headers"]["HTTP_HOST"] == "example.test:8443"
+    assert seen["headers"]["HTTP_X_TWICE"] == "one,two"
+    assert "HTTP_X_UNDERSCORE" not in seen["headers"]
+    # 127.0.0.1 is the config's default forwarded_allow_ips: its scheme field counts.
+    assert seen["wsgi.url_scheme"] == "https"
+
+
+def test_a_path_s_percent_encoding_is_decoded_as_latin_1_and_a_fragment_dropped(server):
+    status, _, body, _ = exchange(server, b"GET /caf%C3%A9?q#frag HTTP/1.1\r\nHost: x\r\n\r\n")
+    seen = json.loads(body)
+    assert status == 200 and seen["PATH_INFO"] == "/caf\u00c3\u00a9" and seen["QUERY_STRING"] == "q"
+
+
+def test_an_absolute_form_target_gives_its_path(server):
+    status, _, body, _ = exchange(server, b"GET http://example.test/p/q?r=1 HTTP/1.1\r\nHost: example.test\r\n\r\n")
+    seen = json.loads(body)
+    assert status == 200 and (seen["PATH_INFO"], seen["QUERY_STRING"]) == ("/p/q", "r=1")
+
+
+def test_contradictory_scheme_fields_from_a_trusted_proxy_are_refused(server):
+    status, _, _, closed = exchange(
+        server, b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n\r\n")
+    assert status == 400 and closed
+
+
+def test_an_untrusted_peer_cannot_claim_https(tmp_path):
+    echo = EchoServer(tmp_path / "g.log", env={"FORWARDED_ALLOW_IPS": "10.9.9.9"})
+    try:
+        _, _, body, _ = exchange(echo, b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\n\r\n")
+        assert json.loads(body)["wsgi.url_scheme"] == "http"
+    finally:
+        echo.stop()
+
+
+def test_requests_on_one_connection_are_answered_in_order_pipelined_or_not(server):
+    with server.connect() as sock:
+        reader = Reader(sock)
+        sock.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert json.loads(reader.response()[2])["PATH_INFO"] == "/first"
+        body = b'{"n": 1}'
+        sock.sendall(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"POST /third HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                     b"GET /fourth HTTP/1.1\r\nHost: x\r\n\r\n" % (len(body), body))
+        answers = [json.loads(reader.response()[2]) for _ in range(3)]
+        assert [a["PATH_INFO"] for a in answers] == ["/second", "/third", "/fourth"]
+        assert answers[1]["body_bytes"] == len(body)
+        assert len({a["pid"] for a in answers}) == 1
+
+
+def test_http_1_0_closes_unless_it_asks_for_keep_alive(server):
+    status, headers, _, closed = exchange(server, b"GET / HTTP/1.0\r\n\r\n")
+    assert status == 200 and headers.get("connection") == "close" and closed
+    status, headers, _, closed = exchange(server, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert status == 200 and headers.get("connection") == "keep-alive" and not closed
+
+
+def test_connection_close_from_the_client_or_the_app_closes(server):
+    status, headers, _, closed = exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status == 200 and headers["connection"] == "close" and closed
+    status, headers, _, closed = exchange(server, b"GET /?do=close HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200 and headers["connection"] == "close" and closed
+
+
+def test_a_chunked_body_is_read_whole(server):
+    body = b"0123456789" * 1000
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 777]), body[i:i + 777]) for i in range(0, len(body), 777))
+    status, _, answer, _ = exchange(server, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    + chunked + b"0\r\n\r\n")
+    seen = json.loads(answer)
+    assert status == 200 and seen["body_bytes"] == len(body) and "CONTENT_LENGTH" not in seen
+
+
+def test_a_body_read_line_by_line(server):
+    body = b"one\ntwo\nthree"
+    status, _, answer, _ = exchange(server, b"POST /?do=lines HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                                    % (len(body), body))
+    assert status == 200 and json.loads(answer)["lines"] == 3
+
+
+def test_expect_100_continue_is_answered_when_the_app_reads_the_body(server):
+    body = b"x" * 5000
+    with server.connect() as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        reader = Reader(sock)
+        status, _, _ = reader.response()
+        assert status == 100
+        sock.sendall(body)
+        status, _, answer = reader.response()
+        assert status == 200 and json.loads(answer)["body_bytes"] == len(body)
+
+
+def test_a_body_the_app_did_not_read_closes_the_connection_after_the_answer(server):
+    with server.connect() as sock:
+        sock.sendall(b"POST /?do=skip-body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
+        reader = Reader(sock)
+        status, headers, _ = reader.response()
+        assert status == 200 and headers["connection"] == "close" and reader.closed()
+
+
+def test_head_gets_the_fields_without_the_body(server):
+    with server.connect() as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        reader = Reader(sock)
+        head = sock.recv(65536)
+        status_line, _, rest = head.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 200 OK"
+        fields, _, after = rest.partition(b"\r\n\r\n")
+        assert b"Content-Length: " in fields and not after.startswith(b"{")
+        reader.buffer = after
+        assert json.loads(reader.response()[2])["PATH_INFO"] == "/after"
+
+
+def test_the_write_callable_comes_before_the_returned_body(server):
+    status, _, body, _ = exchange(server, b"GET /?do=write HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 200 and body == b"written returned"
+
+
+def test_an_app_error_is_a_500_and_the_worker_serves_on(server):
+    status, _, body, closed = exchange(server, b"GET /?do=fail HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 500 and closed and b"the app failed" not in body
+    assert exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+
+
+def test_a_line_break_in_a_response_field_is_never_sent(server):
+    status, headers, _, closed = exchange(server, b"GET /?do=split HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 500 and "set-cookie" not in headers and closed
+
+
+@pytest.mark.parametrize("payload, expected", [
+    (b"NONSENSE\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\nHost: x\n\n", 400),  # bare LF
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: y\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Fold: a\r\n b\r\n\r\n", 400),  # obsolete line folding
+    (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 400),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-F%d: v\r\n" % i for i in range(150)) + b"\r\n", 431),
+    (b"GET / HTTP/1.1\r\nX-Big: " + b"v" * 9000 + b"\r\n\r\n", 431),
+])
+def test_a_malformed_or_oversized_request_is_refused_and_the_connection_closed(server, payload, expected):
+    status, _, _, closed = exchange(server, payload)
+    assert (status, closed) == (expected, True)
+
+
+def test_a_head_that_never_ends_is_refused_without_holding_it(server):
+    with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nX-Endless: ")
+        status = None
+        try:
+            for _ in range(100):
+                sock.sendall(b"v" * 16384)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            status = Reader(sock).response()[0]
+        except (ConnectionError, OSError):
+            pass
+        assert status in (431, None)
+    assert exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+
+
+def test_a_pipelined_request_after_a_good_one_fails_on_its_own(server):
+    with server.connect() as sock:
+        sock.sendall(b"GET /good HTTP/1.1\r\nHost: x\r\n\r\nNONSENSE\r\n\r\n")
+        reader = Reader(sock)
+        assert json.loads(reader.response()[2])["PATH_INFO"] == "/good"
+        assert reader.response()[0] == 400
+        assert reader.closed()
+
+
+@pytest.mark.slow
+def test_an_idle_or_trickling_connection_is_closed_after_keep_alive(tmp_path):
+    echo = EchoServer(tmp_path / "g.log", "--keep-alive", "1")
+    try:
+        with echo.connect() as idle, echo.connect() as trickling:
+            started = time.monotonic()
+            trickling.sendall(b"GET / HTTP/1.1\r\n")
+            for _ in range(3):
+                time.sleep(0.4)
+                try:
+                    trickling.sendall(b"X: y\r\n")
+                except OSError:
+                    break
+            assert Reader(idle).closed() and Reader(trickling).closed()
+            assert time.monotonic() - started < 3
+    finally:
+        echo.stop()
+
+
+@pytest.mark.slow
+def test_max_requests_restarts_the_worker_after_its_answer(tmp_path):
+    """The third request of the worker, counting the start-up probe, is its last."""
+    echo = EchoServer(tmp_path / "g.log", "--max-requests", "3")
+    try:
+        with echo.connect() as sock:
+            reader = Reader(sock)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = json.loads(reader.response()[2])["pid"]
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, _ = reader.response()
+            assert status == 200 and headers["connection"] == "close" and reader.closed()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if json.loads(exchange(echo, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[2])["pid"] != first:
+                    break
+            except (ConnectionError, OSError):
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail("the worker was not replaced")
+    finally:
+        echo.stop()
+
+
+@pytest.mark.slow
+def test_settings_it_does_not_implement_leave_connections_to_gunicorn(tmp_path):
+    """An access log is gunicorn's: with one configured, gunicorn's own handling serves and writes it."""
+    echo = EchoServer(tmp_path / "g.log", env={"GUNICORN_ACCESS_LOG": "-"})
+    try:
+        status, headers, body, _ = exchange(echo, b"GET /logged?x=secret HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 200 and json.loads(body)["PATH_INFO"] == "/logged"
+        assert headers.get("server", "").startswith("gunicorn")  # only gunicorn's responses name it
+        time.sleep(0.3)
+        assert '"GET /logged HTTP/1.1" 200' in echo.output()
+    finally:
+        echo.stop()
