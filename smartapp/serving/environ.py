@@ -8,7 +8,23 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from smartapp.serving.request_head import Refused, RequestHead
 
 # A repeat of one of these leaves the request ambiguous (RFC 9110 5.3): refused, as gunicorn refuses it.
-_SINGLETONS = frozenset(("HOST", "CONTENT-TYPE"))
+_SINGLETONS = frozenset(("HTTP_HOST", "CONTENT_TYPE", "CONTENT_LENGTH"))
+# Field names as sent -> environ key ("" for a dropped name): a client sends the same dozen names every time.
+_KEY_OF_NAME: dict[bytes, str] = {}
+_MAX_REMEMBERED_NAMES = 512
+
+
+def _environ_key(raw_name: bytes) -> str:
+    name = raw_name.decode("latin-1").upper()
+    if "_" in name:
+        key = ""  # HTTP_X_A_B could come from "X-A-B" or "X_A_B": a field that cannot be told apart is dropped
+    elif name in ("CONTENT-TYPE", "CONTENT-LENGTH"):
+        key = name.replace("-", "_")
+    else:
+        key = "HTTP_" + name.replace("-", "_")
+    if len(_KEY_OF_NAME) < _MAX_REMEMBERED_NAMES:
+        _KEY_OF_NAME[raw_name] = key
+    return key
 
 
 def connection_environ(base: dict[str, Any], peer: Any, server: tuple[str, int]) -> dict[str, Any]:
@@ -43,25 +59,16 @@ def request_environ(head: RequestHead, shared: dict[str, Any], secure_scheme: di
     environ["SERVER_PROTOCOL"] = "HTTP/" + head.version
 
     repeated: dict[str, list[str]] | None = None
-    seen: set[str] = set()
     for raw_name, raw_value in head.fields:
-        name = raw_name.decode("latin-1").upper()
+        key = _KEY_OF_NAME.get(raw_name)
+        if key is None:
+            key = _environ_key(raw_name)
+        if not key:
+            continue
         value = raw_value.decode("latin-1")
-        if "_" in name:
-            # HTTP_X_A_B could come from "X-A-B" or "X_A_B": a field that cannot be told apart is dropped.
-            continue
-        if name in _SINGLETONS:
-            if name in seen:
-                raise Refused(400, "repeated " + name.title())
-            seen.add(name)
-        if name == "CONTENT-TYPE":
-            environ["CONTENT_TYPE"] = value
-            continue
-        if name == "CONTENT-LENGTH":
-            environ["CONTENT_LENGTH"] = value
-            continue
-        key = "HTTP_" + name.replace("-", "_")
-        if key in environ:
+        if key in environ:  # a repeat: every key a field gives starts with HTTP_ or CONTENT_, no shared one does
+            if key in _SINGLETONS:
+                raise Refused(400, "repeated " + key)
             if repeated is None:
                 repeated = {}
             repeated.setdefault(key, [environ[key]]).append(value)
