@@ -51,7 +51,8 @@ class Translator:
         for catalog in self.catalogs:
             found: Any = catalog.get(key)
             for part in path:
-                found = found.get(part) if isinstance(found, Mapping) else None
+                # Catalogs come from JSON: a dict is checked without Mapping's slower ABC test.
+                found = found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
             if isinstance(found, str):
                 return found
         return None

@@ -117,7 +117,8 @@ def _put_lengths(fields: dict[str, Any], min_length: int | None, max_length: int
 
 
 def _names(values: object, what: str) -> tuple[str, ...]:
-    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+    if type(values) not in (list, tuple) and (isinstance(values, str) or not isinstance(values, Sequence)) \
+            or not values:
         raise ValueError(f"{what} must be a non-empty list of names")
     return tuple(_text(value, what, _MAX_NAME, empty=False) for value in values)
 
