@@ -22,7 +22,8 @@ class ServingRules:
     limit_request_fields: int
     limit_request_field_size: int  # bytes of one field, name and value
     secure_scheme: dict[str, str]  # environ key of a proxy's scheme field -> the value that means https
-    forwarded_allow_ips: tuple[str, ...]
+    trust_every_proxy: bool  # forwarded_allow_ips is "*"
+    trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     body_stall_seconds: float = BODY_STALL_SECONDS
     max_head_bytes: int = MAX_HEAD_BYTES
 
@@ -35,23 +36,20 @@ class ServingRules:
             limit_request_field_size=cfg.limit_request_field_size or MAX_HEAD_BYTES,
             secure_scheme={"HTTP_" + name.upper().replace("-", "_"): value.lower()
                            for name, value in cfg.secure_scheme_headers.items()},
-            forwarded_allow_ips=tuple(cfg.forwarded_allow_ips),
+            trust_every_proxy="*" in cfg.forwarded_allow_ips,
+            # gunicorn has validated every entry; a bare address is a network of one.
+            trusted_networks=tuple(ipaddress.ip_network(allowed, strict=False)
+                                   for allowed in cfg.forwarded_allow_ips if allowed != "*"),
         )
 
     def trusts_proxy(self, peer: Any) -> bool:
         """Whether this peer may say, in its scheme fields, that the client's connection was HTTPS."""
         if not isinstance(peer, tuple):
             return True  # a unix socket: only a local proxy can connect
-        if "*" in self.forwarded_allow_ips:
+        if self.trust_every_proxy:
             return True
         try:
             address = ipaddress.ip_address(peer[0])
         except ValueError:
             return False
-        for allowed in self.forwarded_allow_ips:
-            try:
-                if address in ipaddress.ip_network(allowed, strict=False):
-                    return True
-            except ValueError:
-                continue
-        return False
+        return any(address in network for network in self.trusted_networks)
