@@ -32,8 +32,9 @@ bind = f"0.0.0.0:{env.get('PORT') or '8000'}"
 # trickling one byte a second stopped it (bench/run.py --slow-clients: the README has the figures).
 # gevent patches the standard library when the worker starts, after the fork: see _settings_module above.
 # The default is gunicorn's gevent worker with HTTP/1.1 parsed by llhttp (smartapp/serving/worker.py): the same
-# connections and limits at well under half of gunicorn's per-request cost. GUNICORN_WORKER_CLASS=gevent is
-# gunicorn's own. gunicorn imports the class in this process; the smartapp package imports nothing else here.
+# connections and limits, and a third less server CPU per signed request than gunicorn's own HTTP handling
+# (bench/README.md, "CPU per request"). GUNICORN_WORKER_CLASS=gevent is gunicorn's own. gunicorn imports the
+# class in this process; the smartapp package then imports nothing else here.
 DEFAULT_WORKER_CLASS = "smartapp.serving.worker.Worker"
 worker_class = env.get("GUNICORN_WORKER_CLASS", DEFAULT_WORKER_CLASS)
 # gevent: one worker per core, each serving all its connections; a second per core only adds process switches
