@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+import gevent
 import httptools
 
 from smartapp.serving.environ import request_environ
@@ -16,6 +18,10 @@ from smartapp.serving.rules import ServingRules
 
 RECEIVE_BYTES = 65536
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Closing a socket with unread input resets the connection, and the client may lose the answer it has not
+# read yet: after answering a request whose body was not read, what still comes is read and dropped, this long.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 4 * 1024 * 1024
 
 
 class RequestCounter(Protocol):
@@ -42,8 +48,8 @@ class Connection:
         self._heads: deque[RequestHead] = deque()  # received, not yet answered, oldest first
         self._parsing: RequestHead | None = None
         self._failure: Refused | None = None  # what stopped the parser: answered when its request comes up
-        self._upgraded = False  # what follows an Upgrade request is not HTTP/1 and is never read
-        self._head_bytes = 0  # bytes received while the newest head was unfinished
+        self._upgraded = False  # what follows an Upgrade request is not HTTP/1 and is never parsed
+        self._head_bytes = 0  # bytes received while the newest head was unfinished (a memory backstop)
 
     def serve(self) -> None:
         try:
@@ -54,7 +60,11 @@ class Connection:
                 self._heads.popleft()
         except Refused as refused:
             self._worker.log.debug("Refused a request: %s", refused.reason)
-            self._send(refusal(refused.status, refused.reason))
+            try:
+                self._send(refusal(refused.status, refused.reason))
+                self._linger()
+            except OSError:
+                pass  # the client did not wait for the answer
         except OSError:
             return  # the client left, or let a deadline pass: nobody to answer
 
@@ -67,17 +77,28 @@ class Connection:
     def on_url(self, part: bytes) -> None:
         head = self._parsing
         head.target += part
+        head.size += len(part)
         if len(head.target) > self._rules.limit_request_line:
             raise Refused(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         head = self._parsing
+        if head.headers_done:
+            return  # a chunked body's trailer field: never merged into the request's fields (RFC 9110 6.5.1)
         if len(head.fields) >= self._rules.limit_request_fields:
             raise Refused(431, "too many header fields")
-        if len(name) + len(value) + 2 > self._rules.limit_request_field_size:
+        size = len(name) + len(value) + 2
+        if size > self._rules.limit_request_field_size:
             raise Refused(431, "header field too large")
-        if len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
-            head.expects_continue = True
+        head.size += size + 2
+        if head.size > self._rules.max_head_bytes:
+            raise Refused(431, "request head too large")
+        if len(name) == 6 and name.lower() == b"expect":
+            head.expects_continue = value.lower() == b"100-continue"
+        elif len(name) == 14 and name.lower() == b"content-length":
+            head.content_length = value
+        elif len(name) == 17 and name.lower() == b"transfer-encoding":
+            head.transfer_encoding = True
         head.fields.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -86,6 +107,8 @@ class Connection:
         head.version = parser.get_http_version()
         if head.version not in ("1.1", "1.0"):
             raise Refused(505, "HTTP version not supported")
+        if head.transfer_encoding and head.version == "1.0":
+            raise Refused(400, "Transfer-Encoding in an HTTP/1.0 request")  # its framing is faulty (RFC 9112 6.1)
         head.method = parser.get_method().decode("ascii")
         head.keep_alive = parser.should_keep_alive()
         head.expects_continue = head.expects_continue and head.version == "1.1"
@@ -122,13 +145,46 @@ class Connection:
 
     def receive_body(self, head: RequestHead) -> None:
         """More of `head`'s body; OSError when it stalls, breaks off or cannot be parsed."""
-        if self._failure is not None or self._upgraded:
-            raise ConnectionError("the request body cannot be read further")
         if head.expects_continue:
             head.expects_continue = False
             self._send(_CONTINUE)
+        if head.raw_body_left:
+            self._receive_raw_body(head)
+            return
+        if self._failure is not None or self._upgraded:
+            raise ConnectionError("the request body cannot be read further")
         if not self._receive(self._rules.body_stall_seconds):
             raise ConnectionError("the client closed before its body ended")
+
+    def _receive_raw_body(self, head: RequestHead) -> None:
+        self._sock.settimeout(self._rules.body_stall_seconds)
+        data = self._sock.recv(min(RECEIVE_BYTES, head.raw_body_left))
+        if not data:
+            raise ConnectionError("the client closed before its body ended")
+        self._take_raw_body(head, data)
+
+    @staticmethod
+    def _take_raw_body(head: RequestHead, data: bytes) -> None:
+        taken = data[:head.raw_body_left]
+        head.body += taken
+        head.raw_body_left -= len(taken)
+        head.complete = not head.raw_body_left
+
+    def _upgrade_requested(self, data: bytes, offset: int) -> None:
+        """llhttp stops at a request with Upgrade and leaves its body unread. The service speaks HTTP/1.1 only
+        (an "Upgrade: h2c" from curl --http2 among others): the request is answered as one, its Content-Length
+        body taken as it comes, and the connection closed after it."""
+        self._upgraded = True
+        head = self._parsing
+        head.upgrade = True
+        if head.transfer_encoding:
+            head.complete = False  # a chunked body behind an Upgrade is never read: reading it fails
+            return
+        length = head.content_length.strip()
+        head.raw_body_left = int(length) if length.isdigit() else 0
+        head.complete = not head.raw_body_left
+        if head.raw_body_left:
+            self._take_raw_body(head, data[offset:])
 
     def _receive(self, timeout: float) -> bool:
         """Receive once and parse what came; False when the client has closed."""
@@ -141,8 +197,8 @@ class Connection:
             return True  # nothing after a parse failure or an upgrade is read as a request
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._upgraded = True
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgrade_requested(data, upgrade.args[0])
         except httptools.HttpParserCallbackError as error:
             cause = error.__context__
             self._failure = cause if isinstance(cause, Refused) else Refused(400, "malformed request")
@@ -151,7 +207,7 @@ class Connection:
         parsing = self._parsing
         if parsing is not None and not parsing.headers_done and self._failure is None:
             self._head_bytes += len(data)
-            if self._head_bytes > self._rules.max_head_bytes:
+            if self._head_bytes > self._rules.max_head_bytes + RECEIVE_BYTES:
                 self._failure = Refused(431, "request head too large")
         else:
             self._head_bytes = 0
@@ -180,15 +236,36 @@ class Connection:
             if response.written:
                 body = b"".join(response.written) + body
             # A request whose body was not read to its end leaves the stream at an unknown place: close.
-            keep_alive = (worker_stays and head.keep_alive and head.complete and not self._upgraded
+            keep_alive = (worker_stays and head.keep_alive and head.complete and not head.upgrade
                           and self._rules.keepalive > 0)
             data, keep_alive = response.encode(body, keep_alive=keep_alive, send_body=head.method != "HEAD",
                                                http10=head.version == "1.0")
-        except Exception:
+        except (Exception, gevent.Timeout):
             self._worker.log.exception("Error handling a request")
             data, keep_alive = refusal(500, "internal server error"), False
         self._send(data)
+        if not head.complete:
+            self._linger()
         return keep_alive
+
+    def _linger(self) -> None:
+        """Say no more will be sent, then read and drop what the client is still sending, for a bounded while."""
+        sock = self._sock
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            dropped = 0
+            while dropped < LINGER_BYTES:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                sock.settimeout(remaining)
+                data = sock.recv(RECEIVE_BYTES)
+                if not data:
+                    return
+                dropped += len(data)
+        except OSError:
+            return
 
     def _send(self, data: bytes) -> None:
         # A client that stops reading its answers is dropped like one that stops sending its body.
@@ -201,12 +278,12 @@ class Connection:
 
 
 class BodyStream:
-    """wsgi.input: the request body, received from the connection as the application reads it."""
+    """wsgi.input: the request body, received from the connection as the application reads it. What has been
+    read is dropped, so a body read in pieces never sits whole in memory."""
 
     def __init__(self, connection: Connection, head: RequestHead) -> None:
         self._connection = connection
         self._head = head
-        self._position = 0
 
     def read(self, size: int | None = -1) -> bytes:
         head = self._head
@@ -216,28 +293,26 @@ class BodyStream:
                 self._connection.receive_body(head)
             end = len(body)
         else:
-            while not head.complete and len(body) - self._position < size:
+            while not head.complete and len(body) < size:
                 self._connection.receive_body(head)
-            end = min(len(body), self._position + size)
-        data = bytes(body[self._position:end])
-        self._position = end
-        return data
+            end = min(len(body), size)
+        return _take(body, end)
 
     def readline(self, size: int | None = -1) -> bytes:
         head = self._head
         body = head.body
         limit = -1 if size is None else size
+        searched = 0
         while True:
-            newline = body.find(b"\n", self._position)
-            if newline >= 0 or head.complete or 0 <= limit <= len(body) - self._position:
+            newline = body.find(b"\n", searched)
+            if newline >= 0 or head.complete or 0 <= limit <= len(body):
                 break
+            searched = len(body)
             self._connection.receive_body(head)
         end = newline + 1 if newline >= 0 else len(body)
         if limit >= 0:
-            end = min(end, self._position + limit)
-        data = bytes(body[self._position:end])
-        self._position = end
-        return data
+            end = min(end, limit)
+        return _take(body, end)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         lines: list[bytes] = []
@@ -251,3 +326,14 @@ class BodyStream:
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.readline, b"")
+
+
+def _take(buffer: bytearray, end: int) -> bytes:
+    """The first `end` bytes of `buffer`, removed from it."""
+    if end >= len(buffer):
+        data = bytes(buffer)
+        buffer.clear()
+        return data
+    data = bytes(buffer[:end])
+    del buffer[:end]
+    return data

@@ -47,9 +47,11 @@ def request_environ(head: RequestHead, shared: dict[str, Any], secure_scheme: di
     """`shared` plus this request's keys; `secure_scheme` only when the peer is a trusted proxy."""
     environ = shared.copy()
     target = head.target.decode("latin-1")
-    if target[:1] == "/" and "#" not in target:
-        path, _, query = target.partition("?")
-    else:  # absolute form (a proxy's request), "*", or a fragment, which is not part of the target: dropped
+    if target[:1] == "/":
+        # Split by hand: urlsplit would read "//host/path" as a host and a path. A fragment is not part of a
+        # request target (RFC 9112 3.2): dropped.
+        path, _, query = target.partition("#")[0].partition("?")
+    else:  # absolute form (a proxy's request) or "*"
         parts = urlsplit(target)
         path, query = parts.path, parts.query
     environ["REQUEST_METHOD"] = head.method

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -11,6 +12,11 @@ from smartapp.gunicorn_date import http_date
 _HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                          "transfer-encoding", "upgrade"))
 _NO_BODY = frozenset((204, 304))
+# A WSGI application answers with a final status (a 1xx is the server's to send); no part of the head may hold
+# a line break or another control character, or the application's text could write fields of its own.
+_STATUS = re.compile(r"[2-5][0-9][0-9](?: [^\x00-\x08\x0a-\x1f\x7f]*)?\Z")
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class StartResponse:
@@ -24,7 +30,10 @@ class StartResponse:
         self.written: list[bytes] = []  # what the application passed to write(), sent before its returned body
 
     def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        if self.status and exc_info is None:
+        if exc_info is not None:
+            if self.written:  # body bytes went out (PEP 3333): an error page cannot take the response's place
+                raise exc_info[1].with_traceback(exc_info[2])
+        elif self.status:
             raise AssertionError("start_response called twice without exc_info")
         self.status = status
         self.headers = headers
@@ -35,12 +44,15 @@ class StartResponse:
 
         Content-Length is always the body's own: every body here is complete before it is sent.
         """
-        code = int(self.status[:3])
-        lines = ["HTTP/1.1 ", self.status, "\r\n"]
+        status = self.status
+        if not _STATUS.match(status):
+            raise ValueError("the application's status is not a final status line")
+        code = int(status[:3])
+        lines = ["HTTP/1.1 ", status if len(status) > 3 else status + " ", "\r\n"]
         declared = None
         for name, value in self.headers:
-            if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
-                raise ValueError("a response field with a line break")  # would let a value write its own fields
+            if not _FIELD_NAME.match(name) or _CONTROL.search(value):
+                raise ValueError("a response field with a control character or a bad name")
             lowered = name.lower()
             if lowered in _HOP_BY_HOP:
                 if lowered == "connection" and "close" in value.lower():
@@ -50,9 +62,11 @@ class StartResponse:
                 declared = value
                 continue
             lines += (name, ": ", value, "\r\n")
-        if code >= 200 and code not in _NO_BODY:
-            # A HEAD answer carries the length its GET would have; any other carries its own.
-            lines += ("Content-Length: ", declared if not send_body and declared else str(len(body)), "\r\n")
+        if code not in _NO_BODY:
+            if send_body:
+                lines += ("Content-Length: ", str(len(body)), "\r\n")
+            elif declared is not None:  # a HEAD answer carries the length its GET would have, when the app says it
+                lines += ("Content-Length: ", declared, "\r\n")
         lines += ("Date: ", http_date(), "\r\n")
         if not keep_alive:
             lines.append("Connection: close\r\n")

@@ -9,9 +9,9 @@ from typing import Any
 # A body must keep arriving: a gap this long fails the read (the webhook answers 400 body_incomplete). The
 # config's pre_request hook gives gunicorn's own workers the same figure.
 BODY_STALL_SECONDS = 5.0
-# Bytes received while a request head is unfinished (a receive that also ends the previous request's body
-# counts whole): more is refused (431) whatever the per-field limits allow, since the parser holds an
-# unfinished field in memory until its line ends.
+# A request head (target and fields) larger than this is refused (431) whatever the per-field limits allow.
+# While a head is unfinished the connection also counts the bytes it received for it, one receive more at
+# most, since the parser holds an unfinished field in memory until its line ends.
 MAX_HEAD_BYTES = 128 * 1024
 
 

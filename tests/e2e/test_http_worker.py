@@ -64,8 +64,13 @@ def server(tmp_path_factory):
     yield echo
     echo.stop()
     log = echo.output()
-    expected = log.count("RuntimeError: the app failed on purpose") + log.count("ValueError: a response field with")
+    expected = sum(log.count(marker) for marker in _EXPECTED_ERRORS)
     assert log.count("Traceback") == expected, log[-3000:]
+
+
+# The errors the tests below make the app raise, each logged with its traceback; anything else is a bug.
+_EXPECTED_ERRORS = ("RuntimeError: the app failed on purpose", "ValueError: a response field with",
+                    "ValueError: the application's status", "Timeout: 0.01 second")
 
 
 class Reader:
@@ -146,6 +151,13 @@ def test_a_path_s_percent_encoding_is_decoded_as_latin_1_and_a_fragment_dropped(
     assert status == 200 and seen["PATH_INFO"] == "/caf\u00c3\u00a9" and seen["QUERY_STRING"] == "q"
 
 
+@pytest.mark.parametrize("target, path", [(b"//admin/secret#x", "//admin/secret"),
+                                          (b"//evil.example/internal?do=1#f", "//evil.example/internal")])
+def test_a_path_starting_with_two_slashes_is_a_path_not_a_host(server, target, path):
+    status, _, body, _ = exchange(server, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target)
+    assert status == 200 and json.loads(body)["PATH_INFO"] == path
+
+
 def test_an_absolute_form_target_gives_its_path(server):
     status, _, body, _ = exchange(server, b"GET http://example.test/p/q?r=1 HTTP/1.1\r\nHost: example.test\r\n\r\n")
     seen = json.loads(body)
@@ -205,6 +217,32 @@ def test_a_chunked_body_is_read_whole(server):
     assert status == 200 and seen["body_bytes"] == len(body) and "CONTENT_LENGTH" not in seen
 
 
+def test_trailer_fields_never_reach_the_environ(server):
+    """A proxy checks the header section; a field sent after the body must not act as if it had been there."""
+    status, _, answer, _ = exchange(server, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    b"5\r\nhello\r\n0\r\nX-Forwarded-Proto: https\r\nX-Admin: 1\r\n\r\n")
+    seen = json.loads(answer)
+    assert status == 200 and seen["body_bytes"] == 5
+    assert seen["wsgi.url_scheme"] == "http" and "HTTP_X_ADMIN" not in seen["headers"]
+
+
+def test_a_request_asking_to_upgrade_is_answered_as_http_1_1_with_its_body(server):
+    """curl --http2 on an http:// URL sends "Upgrade: h2c"; llhttp stops there and leaves the body to us."""
+    body = b'{"event": "x"}'
+    with server.connect() as sock:
+        sock.sendall(b"GET /before HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"POST /hook HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                     b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body[:5]))
+        reader = Reader(sock)
+        status, headers, first = reader.response()
+        assert status == 200 and json.loads(first)["PATH_INFO"] == "/before" and headers.get("connection") != "close"
+        sock.sendall(body[5:])
+        status, headers, answer = reader.response()
+        seen = json.loads(answer)
+        assert status == 200 and seen["PATH_INFO"] == "/hook" and seen["body_bytes"] == len(body)
+        assert headers["connection"] == "close" and reader.closed()
+
+
 def test_a_body_read_line_by_line(server):
     body = b"one\ntwo\nthree"
     status, _, answer, _ = exchange(server, b"POST /?do=lines HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
@@ -232,6 +270,18 @@ def test_a_body_the_app_did_not_read_closes_the_connection_after_the_answer(serv
         assert status == 200 and headers["connection"] == "close" and reader.closed()
 
 
+def test_a_client_that_sends_its_whole_body_before_reading_still_gets_the_answer(server):
+    """The body the app did not read is drained before the close, so the close does not reset the connection
+    (which would discard the answer the client has not read yet)."""
+    size = 3 * 1024 * 1024
+    with server.connect(timeout=10) as sock:
+        sock.sendall(b"POST /?do=skip-body HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        time.sleep(0.2)  # the answer is sent before the body arrives
+        sock.sendall(b"x" * size)
+        status, headers, _ = Reader(sock).response()
+        assert status == 200 and headers["connection"] == "close"
+
+
 def test_head_gets_the_fields_without_the_body(server):
     with server.connect() as sock:
         sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -250,14 +300,34 @@ def test_the_write_callable_comes_before_the_returned_body(server):
     assert status == 200 and body == b"written returned"
 
 
+def test_an_error_after_write_is_a_500_without_what_was_written(server):
+    status, _, body, closed = exchange(server, b"GET /?do=write-then-fail HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 500 and b"partial" not in body and closed
+
+
+def test_a_head_answer_without_a_length_gives_none(server):
+    with server.connect() as sock:
+        sock.sendall(b"HEAD /?do=no-length HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        reader = Reader(sock)
+        status, headers, _ = reader.response()
+        assert status == 200 and "content-length" not in headers
+        assert json.loads(reader.response()[2])["PATH_INFO"] == "/after"
+
+
+def test_a_gevent_timeout_in_the_app_is_a_500(server):
+    status, _, _, closed = exchange(server, b"GET /?do=timeout HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 500 and closed
+
+
 def test_an_app_error_is_a_500_and_the_worker_serves_on(server):
     status, _, body, closed = exchange(server, b"GET /?do=fail HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 500 and closed and b"the app failed" not in body
     assert exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
 
 
-def test_a_line_break_in_a_response_field_is_never_sent(server):
-    status, headers, _, closed = exchange(server, b"GET /?do=split HTTP/1.1\r\nHost: x\r\n\r\n")
+@pytest.mark.parametrize("answer", ["split", "split-status", "bad-name", "control-value", "informational"])
+def test_a_status_or_field_that_could_write_fields_of_its_own_is_never_sent(server, answer):
+    status, headers, _, closed = exchange(server, b"GET /?do=%s HTTP/1.1\r\nHost: x\r\n\r\n" % answer.encode())
     assert status == 500 and "set-cookie" not in headers and closed
 
 
@@ -274,6 +344,8 @@ def test_a_line_break_in_a_response_field_is_never_sent(server):
     (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     (b"GET / HTTP/1.1\r\n" + b"".join(b"X-F%d: v\r\n" % i for i in range(150)) + b"\r\n", 431),
     (b"GET / HTTP/1.1\r\nX-Big: " + b"v" * 9000 + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-F%d: %s\r\n" % (i, b"v" * 8000) for i in range(22)) + b"\r\n", 431),
+    (b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
 ])
 def test_a_malformed_or_oversized_request_is_refused_and_the_connection_closed(server, payload, expected):
     status, _, _, closed = exchange(server, payload)
@@ -294,6 +366,15 @@ def test_a_head_that_never_ends_is_refused_without_holding_it(server):
         except (ConnectionError, OSError):
             pass
         assert status in (431, None)
+    assert exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+
+
+def test_a_client_that_leaves_before_its_refusal_costs_no_error_line(server):
+    """The module's teardown fails on any traceback the server logged."""
+    for _ in range(5):
+        with server.connect() as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nBAD REQUEST\r\n\r\n")
+    time.sleep(0.5)
     assert exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
 
 

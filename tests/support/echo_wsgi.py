@@ -5,10 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from urllib.parse import parse_qs
 
 _ENVIRON_KEYS = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "RAW_URI", "SERVER_PROTOCOL", "SERVER_NAME",
                  "SERVER_PORT", "REMOTE_ADDR", "SCRIPT_NAME", "CONTENT_TYPE", "CONTENT_LENGTH", "wsgi.url_scheme")
+
+# Answers a WSGI server must not send as they are: each would let the application write fields of its own.
+_BAD_ANSWERS = {
+    "split": ("200 OK", [("X-Injected", "a\r\nSet-Cookie: b=c")]),
+    "split-status": ("200 OK\r\nSet-Cookie: admin=1", []),
+    "bad-name": ("200 OK", [("X Bad Name", "v")]),
+    "control-value": ("200 OK", [("X-Value", "a\x00b")]),
+    "informational": ("103 Early Hints", []),
+}
 
 
 def app(environ, start_response):
@@ -16,13 +26,30 @@ def app(environ, start_response):
     action = query.get("do", [""])[0]
     if action == "fail":
         raise RuntimeError("the app failed on purpose")
-    if action == "split":
-        start_response("200 OK", [("X-Injected", "a\r\nSet-Cookie: b=c")])
-        return [b"{}"]
     if action == "write":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"written ")
         return [b"returned"]
+    if action in _BAD_ANSWERS:
+        status, headers = _BAD_ANSWERS[action]
+        start_response(status, headers)
+        return [b"{}"]
+    if action == "write-then-fail":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"partial secret ")
+        try:
+            raise RuntimeError("the app failed on purpose")
+        except RuntimeError:
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+        return [b"error page"]
+    if action == "timeout":
+        import gevent
+
+        with gevent.Timeout(0.01):
+            gevent.sleep(1)
+    if action == "no-length":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"no length given"]
     body = b""
     lines = 0
     if action == "lines":
