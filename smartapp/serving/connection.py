@@ -49,7 +49,6 @@ class Connection:
         self._parsing: RequestHead | None = None
         self._failure: Refused | None = None  # what stopped the parser: answered when its request comes up
         self._upgraded = False  # what follows an Upgrade request is not HTTP/1 and is never parsed
-        self._head_bytes = 0  # bytes received while the newest head was unfinished (a memory backstop)
 
     def serve(self) -> None:
         try:
@@ -195,6 +194,8 @@ class Connection:
             return False
         if self._failure is not None or self._upgraded:
             return True  # nothing after a parse failure or an upgrade is read as a request
+        newest = self._parsing
+        body_before = len(newest.body) if newest is not None else 0
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -204,13 +205,12 @@ class Connection:
             self._failure = cause if isinstance(cause, Refused) else Refused(400, "malformed request")
         except httptools.HttpParserError as error:
             self._failure = Refused(400, str(error) or "malformed request")
-        parsing = self._parsing
-        if parsing is not None and not parsing.headers_done and self._failure is None:
-            self._head_bytes += len(data)
-            if self._head_bytes > self._rules.max_head_bytes + RECEIVE_BYTES:
-                self._failure = Refused(431, "request head too large")
-        else:
-            self._head_bytes = 0
+        if newest is not None and newest is self._parsing and not newest.complete and self._failure is None:
+            # All of it went to one unfinished request. What was not body is its head, chunk framing or trailer:
+            # llhttp holds an unfinished field in memory, so these bytes are bounded like the head.
+            newest.framing_bytes += len(data) - (len(newest.body) - body_before)
+            if newest.framing_bytes > self._rules.max_head_bytes + RECEIVE_BYTES:
+                self._failure = Refused(431, "request head or framing too large")
         return True
 
     # --- answering -------------------------------------------------------------------------------------
@@ -221,6 +221,8 @@ class Connection:
             environ = request_environ(head, self._shared_environ, self._secure_scheme)
         except Refused as refused:
             self._send(refusal(refused.status, refused.reason))
+            if not head.complete:
+                self._linger()
             return False
         environ["wsgi.input"] = BodyStream(self, head)
         worker_stays = self._worker.count_request()

@@ -7,7 +7,7 @@ class RequestHead:
     """Filled by the connection's parser callbacks; the body grows as the application reads it."""
 
     __slots__ = ("method", "target", "fields", "size", "version", "keep_alive", "headers_done", "complete", "body",
-                 "expects_continue", "content_length", "transfer_encoding", "upgrade", "raw_body_left")
+                 "expects_continue", "content_length", "transfer_encoding", "upgrade", "raw_body_left", "framing_bytes")
 
     def __init__(self) -> None:
         self.method = ""
@@ -24,6 +24,7 @@ class RequestHead:
         self.transfer_encoding = False
         self.upgrade = False  # llhttp stopped at this request's Upgrade: the last one the connection answers
         self.raw_body_left = 0  # body bytes after an Upgrade head, which llhttp leaves to the caller
+        self.framing_bytes = 0  # bytes received for it that were not body: head, chunk sizes, trailer
 
 
 class Refused(Exception):

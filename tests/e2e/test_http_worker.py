@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -226,6 +227,33 @@ def test_trailer_fields_never_reach_the_environ(server):
     assert seen["wsgi.url_scheme"] == "http" and "HTTP_X_ADMIN" not in seen["headers"]
 
 
+def test_an_endless_trailer_is_cut_off_like_an_endless_head(server):
+    """llhttp holds an unfinished trailer field in memory, growing it with every receive: the bytes of a request
+    that are not its body are bounded, and the application's read fails instead of the worker filling up."""
+    flood_bytes = 64 * 1024 * 1024
+    with server.connect(timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: ")
+        sent = 0
+        answered = threading.Event()
+
+        def flood() -> None:
+            nonlocal sent
+            try:
+                while sent < flood_bytes and not answered.is_set():
+                    sock.sendall(b"a" * 65536)
+                    sent += 65536
+            except OSError:
+                pass
+
+        sender = threading.Thread(target=flood, daemon=True)
+        sender.start()
+        status, _, body = Reader(sock).response()
+        answered.set()
+        assert status == 400 and b"body failed" in body
+        assert sent < flood_bytes // 4
+    sender.join(5)
+
+
 def test_a_request_asking_to_upgrade_is_answered_as_http_1_1_with_its_body(server):
     """curl --http2 on an http:// URL sends "Upgrade: h2c"; llhttp stops there and leaves the body to us."""
     body = b'{"event": "x"}'
@@ -298,6 +326,17 @@ def test_head_gets_the_fields_without_the_body(server):
 def test_the_write_callable_comes_before_the_returned_body(server):
     status, _, body, _ = exchange(server, b"GET /?do=write HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status == 200 and body == b"written returned"
+
+
+def test_a_refused_request_s_body_is_drained_too(server):
+    """The body keeps coming after the refusal; a close without draining would answer it with a reset."""
+    pieces = 48
+    with server.connect(timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: %d\r\n\r\n" % (pieces * 65536))
+        for _ in range(pieces):
+            time.sleep(0.01)
+            sock.sendall(b"x" * 65536)
+        assert Reader(sock).response()[0] == 400
 
 
 def test_an_error_after_write_is_a_500_without_what_was_written(server):
