@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from smartapp.api import ApiError, SmartThingsApi
-    from smartapp.app import create_app
-    from smartapp.application import SmartApp
-    from smartapp.config_values import ConfigValueError, ConfigValues, DeviceList, DeviceRef
-    from smartapp.context import Context
-    from smartapp.errors import ReauthRequired, SmartAppError, StoreUnavailable, UnknownInstallation
-    from smartapp.linked_account import LinkedAccount
-    from smartapp.pages import Page, Section
-    from smartapp.proactive import installation
-    from smartapp.state import InstallationState
-
-# Each public name is imported on first use. gunicorn's master imports the package for the worker class
-# (smartapp.serving.worker) before it forks; importing requests there, before the worker's gevent patching,
-# would leave its TLS classes blocking in every worker.
+# Each public name is imported on first use (type checkers read __init__.pyi). gunicorn's master imports the
+# package for the worker class (smartapp.serving.worker) before it forks; importing requests there, before
+# the worker's gevent patching, would leave its TLS classes blocking in every worker.
 _MODULE_OF = {
     "ApiError": "smartapp.api", "SmartThingsApi": "smartapp.api", "create_app": "smartapp.app",
     "SmartApp": "smartapp.application", "ConfigValueError": "smartapp.config_values",

@@ -186,3 +186,20 @@ def after_docstring(source: str) -> str:
 
 def without_blank_runs(code: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", code.strip("\n"))
+
+
+def test_the_type_stub_names_what_the_package_imports_on_first_use():
+    """smartapp/__init__.pyi (what type checkers read) and the lazy imports of __init__.py say the same."""
+    import importlib
+
+    stub = ast.parse((ROOT / "smartapp" / "__init__.pyi").read_text())
+    stubbed = {alias.asname: node.module for node in stub.body if isinstance(node, ast.ImportFrom)
+               for alias in node.names}
+    assert all(alias.asname == alias.name for node in stub.body if isinstance(node, ast.ImportFrom)
+               for alias in node.names)  # "X as X": an explicit re-export
+    assert stubbed == smartapp._MODULE_OF
+    assert sorted(stubbed) == smartapp.__all__
+    for name, module in stubbed.items():
+        assert getattr(smartapp, name) is getattr(importlib.import_module(module), name)
+    with pytest.raises(AttributeError):
+        smartapp.not_a_public_name  # noqa: B018
