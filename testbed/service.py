@@ -20,7 +20,9 @@ class Gunicorn:
     """gunicorn with config/gunicorn.conf.py on a free loopback port; stdout and stderr go to `log_path`."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *, cwd: Path = ROOT, workers: int = 2,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, app: str = "smartapp:create_app()",
+                 args: tuple[str, ...] = (), started_line: str | None = "smartapp_started") -> None:
+        """`app` under config/gunicorn.conf.py and `args`; ready when every worker has printed `started_line`."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -31,7 +33,7 @@ class Gunicorn:
         self.log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), "--bind", f"127.0.0.1:{self.port}",
-             "smartapp:create_app()"],
+             *args, app],
             cwd=cwd, env=full_env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
@@ -40,7 +42,7 @@ class Gunicorn:
                 # Every worker, not just the first: one still starting would meet what the test does next
                 # (a frozen Redis, say) at its own start.
                 if requests.get(self.url + "/healthz", timeout=0.5).status_code == 200 and \
-                        self.output().count("smartapp_started") >= workers:
+                        (started_line is None or self.output().count(started_line) >= workers):
                     return
             except (requests.ConnectionError, requests.Timeout):
                 pass  # not listening yet, or a worker still importing on a busy machine: ask again

@@ -4,64 +4,30 @@ serving an app that echoes its WSGI environ."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from testbed.redis_server import free_port
-from testbed.service import GUNICORN_CONFIG, ROOT
+from testbed.service import Gunicorn
 
 pytestmark = pytest.mark.e2e
 
 
-class EchoServer:
-    def __init__(self, log_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        clean = {k: v for k, v in os.environ.items()
-                 if not k.startswith(("GUNICORN_", "SMARTAPP_")) and k not in ("FORWARDED_ALLOW_IPS", "DYNO")}
-        full_env = {**clean, "WEB_CONCURRENCY": "1", "PYTHONPATH": str(ROOT), **(env or {})}
-        self.log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG), "--bind", f"127.0.0.1:{self.port}",
-             *args, "tests.support.echo_wsgi:app"],
-            cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{self.port}/", timeout=0.5)
-                return
-            except (requests.ConnectionError, requests.Timeout):
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("gunicorn did not start: " + log_path.read_text()[-2000:])
+def echo_server(log_path: Path, *args: str, env: dict[str, str] | None = None) -> Gunicorn:
+    """The echo app under config/gunicorn.conf.py, one worker."""
+    return Gunicorn(env or {}, log_path, workers=1, app="tests.support.echo_wsgi:app", args=args, started_line=None)
 
-    def connect(self, timeout: float = 5.0) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
+def connect(server: Gunicorn, timeout: float = 5.0) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    echo = EchoServer(tmp_path_factory.mktemp("echo") / "gunicorn.log")
+    echo = echo_server(tmp_path_factory.mktemp("echo") / "gunicorn.log")
     yield echo
     echo.stop()
     log = echo.output()
@@ -112,9 +78,9 @@ class Reader:
             return True
 
 
-def exchange(server: EchoServer, payload: bytes) -> tuple[int, dict[str, str], bytes, bool]:
+def exchange(server: Gunicorn, payload: bytes) -> tuple[int, dict[str, str], bytes, bool]:
     """One request on a fresh connection: status, headers, body, and whether the server then closed."""
-    with server.connect() as sock:
+    with connect(server) as sock:
         sock.sendall(payload)
         reader = Reader(sock)
         status, headers, body = reader.response()
@@ -172,7 +138,7 @@ def test_contradictory_scheme_fields_from_a_trusted_proxy_are_refused(server):
 
 
 def test_an_untrusted_peer_cannot_claim_https(tmp_path):
-    echo = EchoServer(tmp_path / "g.log", env={"FORWARDED_ALLOW_IPS": "10.9.9.9"})
+    echo = echo_server(tmp_path / "g.log", env={"FORWARDED_ALLOW_IPS": "10.9.9.9"})
     try:
         _, _, body, _ = exchange(echo, b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\n\r\n")
         assert json.loads(body)["wsgi.url_scheme"] == "http"
@@ -181,7 +147,7 @@ def test_an_untrusted_peer_cannot_claim_https(tmp_path):
 
 
 def test_requests_on_one_connection_are_answered_in_order_pipelined_or_not(server):
-    with server.connect() as sock:
+    with connect(server) as sock:
         reader = Reader(sock)
         sock.sendall(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
         assert json.loads(reader.response()[2])["PATH_INFO"] == "/first"
@@ -231,7 +197,7 @@ def test_an_endless_trailer_is_cut_off_like_an_endless_head(server):
     """llhttp holds an unfinished trailer field in memory, growing it with every receive: the bytes of a request
     that are not its body are bounded, and the application's read fails instead of the worker filling up."""
     flood_bytes = 64 * 1024 * 1024
-    with server.connect(timeout=10) as sock:
+    with connect(server, timeout=10) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: ")
         sent = 0
         answered = threading.Event()
@@ -257,7 +223,7 @@ def test_an_endless_trailer_is_cut_off_like_an_endless_head(server):
 def test_a_request_asking_to_upgrade_is_answered_as_http_1_1_with_its_body(server):
     """curl --http2 on an http:// URL sends "Upgrade: h2c"; llhttp stops there and leaves the body to us."""
     body = b'{"event": "x"}'
-    with server.connect() as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /before HTTP/1.1\r\nHost: x\r\n\r\n"
                      b"POST /hook HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
                      b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body[:5]))
@@ -280,7 +246,7 @@ def test_a_body_read_line_by_line(server):
 
 def test_expect_100_continue_is_answered_when_the_app_reads_the_body(server):
     body = b"x" * 5000
-    with server.connect() as sock:
+    with connect(server) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
         reader = Reader(sock)
         status, _, _ = reader.response()
@@ -291,7 +257,7 @@ def test_expect_100_continue_is_answered_when_the_app_reads_the_body(server):
 
 
 def test_a_body_the_app_did_not_read_closes_the_connection_after_the_answer(server):
-    with server.connect() as sock:
+    with connect(server) as sock:
         sock.sendall(b"POST /?do=skip-body HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1000)
         reader = Reader(sock)
         status, headers, _ = reader.response()
@@ -302,7 +268,7 @@ def test_a_client_that_sends_its_whole_body_before_reading_still_gets_the_answer
     """The body the app did not read is drained before the close, so the close does not reset the connection
     (which would discard the answer the client has not read yet)."""
     size = 3 * 1024 * 1024
-    with server.connect(timeout=10) as sock:
+    with connect(server, timeout=10) as sock:
         sock.sendall(b"POST /?do=skip-body HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
         time.sleep(0.2)  # the answer is sent before the body arrives
         sock.sendall(b"x" * size)
@@ -311,7 +277,7 @@ def test_a_client_that_sends_its_whole_body_before_reading_still_gets_the_answer
 
 
 def test_head_gets_the_fields_without_the_body(server):
-    with server.connect() as sock:
+    with connect(server) as sock:
         sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
         reader = Reader(sock)
         head = sock.recv(65536)
@@ -331,7 +297,7 @@ def test_the_write_callable_comes_before_the_returned_body(server):
 def test_a_refused_request_s_body_is_drained_too(server):
     """The body keeps coming after the refusal; a close without draining would answer it with a reset."""
     pieces = 48
-    with server.connect(timeout=10) as sock:
+    with connect(server, timeout=10) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: %d\r\n\r\n" % (pieces * 65536))
         for _ in range(pieces):
             time.sleep(0.01)
@@ -345,7 +311,7 @@ def test_an_error_after_write_is_a_500_without_what_was_written(server):
 
 
 def test_a_head_answer_without_a_length_gives_none(server):
-    with server.connect() as sock:
+    with connect(server) as sock:
         sock.sendall(b"HEAD /?do=no-length HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
         reader = Reader(sock)
         status, headers, _ = reader.response()
@@ -392,7 +358,7 @@ def test_a_malformed_or_oversized_request_is_refused_and_the_connection_closed(s
 
 
 def test_a_head_that_never_ends_is_refused_without_holding_it(server):
-    with server.connect() as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nX-Endless: ")
         status = None
         try:
@@ -411,14 +377,14 @@ def test_a_head_that_never_ends_is_refused_without_holding_it(server):
 def test_a_client_that_leaves_before_its_refusal_costs_no_error_line(server):
     """The module's teardown fails on any traceback the server logged."""
     for _ in range(5):
-        with server.connect() as sock:
+        with connect(server) as sock:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nBAD REQUEST\r\n\r\n")
     time.sleep(0.5)
     assert exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
 
 
 def test_a_pipelined_request_after_a_good_one_fails_on_its_own(server):
-    with server.connect() as sock:
+    with connect(server) as sock:
         sock.sendall(b"GET /good HTTP/1.1\r\nHost: x\r\n\r\nNONSENSE\r\n\r\n")
         reader = Reader(sock)
         assert json.loads(reader.response()[2])["PATH_INFO"] == "/good"
@@ -428,9 +394,9 @@ def test_a_pipelined_request_after_a_good_one_fails_on_its_own(server):
 
 @pytest.mark.slow
 def test_an_idle_or_trickling_connection_is_closed_after_keep_alive(tmp_path):
-    echo = EchoServer(tmp_path / "g.log", "--keep-alive", "1")
+    echo = echo_server(tmp_path / "g.log", "--keep-alive", "1")
     try:
-        with echo.connect() as idle, echo.connect() as trickling:
+        with connect(echo) as idle, connect(echo) as trickling:
             started = time.monotonic()
             trickling.sendall(b"GET / HTTP/1.1\r\n")
             for _ in range(3):
@@ -448,9 +414,9 @@ def test_an_idle_or_trickling_connection_is_closed_after_keep_alive(tmp_path):
 @pytest.mark.slow
 def test_max_requests_restarts_the_worker_after_its_answer(tmp_path):
     """The third request of the worker, counting the start-up probe, is its last."""
-    echo = EchoServer(tmp_path / "g.log", "--max-requests", "3")
+    echo = echo_server(tmp_path / "g.log", "--max-requests", "3")
     try:
-        with echo.connect() as sock:
+        with connect(echo) as sock:
             reader = Reader(sock)
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             first = json.loads(reader.response()[2])["pid"]
@@ -474,7 +440,7 @@ def test_max_requests_restarts_the_worker_after_its_answer(tmp_path):
 @pytest.mark.slow
 def test_settings_it_does_not_implement_leave_connections_to_gunicorn(tmp_path):
     """An access log is gunicorn's: with one configured, gunicorn's own handling serves and writes it."""
-    echo = EchoServer(tmp_path / "g.log", env={"GUNICORN_ACCESS_LOG": "-"})
+    echo = echo_server(tmp_path / "g.log", env={"GUNICORN_ACCESS_LOG": "-"})
     try:
         status, headers, body, _ = exchange(echo, b"GET /logged?x=secret HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status == 200 and json.loads(body)["PATH_INFO"] == "/logged"
