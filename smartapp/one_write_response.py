@@ -7,6 +7,14 @@ from typing import Any
 from gunicorn.http import wsgi
 
 
+def send_whole(sock: Any, data: bytes) -> None:
+    """All of `data`, by send() first: gevent's sendall() asks the kernel for the buffer size on every call,
+    and a response usually fits the buffer whole."""
+    sent = sock.send(data)
+    if sent < len(data):
+        sock.sendall(memoryview(data)[sent:])
+
+
 class _HeldFirstWrite:
     """The client socket, holding back its first sendall (gunicorn's status line and headers) to join the next."""
 
@@ -28,11 +36,7 @@ class _HeldFirstWrite:
         if held is not None:
             data = held + data
         if data:
-            # send() first: gevent's sendall() asks the kernel for the buffer size on every call, and a
-            # response fits the buffer whole.
-            sent = self._sock.send(data)
-            if sent < len(data):
-                self._sock.sendall(memoryview(data)[sent:])
+            send_whole(self._sock, data)
 
     def sendfile(self, *args: Any, **kwargs: Any) -> Any:
         self.release()

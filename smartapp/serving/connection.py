@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import gevent
 import httptools
 
+from smartapp.one_write_response import send_whole
 from smartapp.serving.environ import request_environ
 from smartapp.serving.request_head import Refused, RequestHead
 from smartapp.serving.response import StartResponse, refusal
@@ -272,11 +273,7 @@ class Connection:
     def _send(self, data: bytes) -> None:
         # A client that stops reading its answers is dropped like one that stops sending its body.
         self._sock.settimeout(self._rules.body_stall_seconds)
-        # send() first: gevent's sendall() asks the kernel for the buffer size on every call, and a response
-        # usually fits the buffer whole.
-        sent = self._sock.send(data)
-        if sent < len(data):
-            self._sock.sendall(memoryview(data)[sent:])
+        send_whole(self._sock, data)
 
 
 class BodyStream:
